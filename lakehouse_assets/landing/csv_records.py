@@ -1,0 +1,279 @@
+"""RFC 4180 splitting of one landing file into records and fields, vectorized.
+
+DMS output is well-formed RFC 4180, so the fast path finds every delimiter at once: a `,` or
+`\\n` is a delimiter exactly when an even number of `"` precede it. Fields then become one
+Arrow string array over the file's own buffer (no per-field Python objects). Only when a file
+breaks RFC 4180 (a stray quote, text after a closing quote, an unterminated quote) does a
+sequential parser take over, so that one bad record is rejected instead of swallowing the rest.
+
+The result keeps what the DMS layout needs and what CSV readers usually throw away: whether a
+field was quoted (`""` is the empty string, an empty unquoted field is NULL), the exact record
+boundaries (raw text for rejects) and which records hold bytes that are not UTF-8.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+QUOTE, COMMA, NEWLINE, CR = 0x22, 0x2C, 0x0A, 0x0D
+
+
+@dataclass(frozen=True)
+class SplitFile:
+    """Records of one file. Field arrays are flat; record r owns fields
+    `first_field[r] : first_field[r] + n_fields[r]`."""
+
+    values: pl.Series  # String; NULL for an empty unquoted field; unquoted and unescaped
+    first_field: np.ndarray  # int64 per record
+    n_fields: np.ndarray  # int64 per record
+    record_start: np.ndarray  # byte offsets per record (raw text = data[start:end])
+    record_end: np.ndarray
+    error: list[str | None]  # per record: why the bytes are not a readable CSV record
+    data: bytes
+
+    @property
+    def n_records(self) -> int:
+        return len(self.first_field)
+
+    def raw_text(self, records: np.ndarray) -> list[str]:
+        """The landed text of some records (for rejects); bad bytes shown as \\xNN."""
+        return [
+            self.data[s:e].decode("utf-8", errors="backslashreplace")
+            for s, e in zip(self.record_start[records], self.record_end[records])
+        ]
+
+
+def split_records(data: bytes) -> SplitFile:
+    """Split CSV bytes into records and fields; blank lines are not records."""
+    if data and not data.endswith(b"\n"):
+        data = data + b"\n"
+    bad_utf8 = _invalid_utf8_ranges(data)
+    text = _mask_ranges(data, bad_utf8)
+    arr = np.frombuffer(text, dtype=np.uint8)
+    fast = _fast_split(arr)
+    if fast is None:
+        starts, ends, quoted, rec_of_field, rec_bounds, errors = _sequential_split(text)
+    else:
+        starts, ends, quoted, rec_of_field, rec_bounds = fast
+        errors = [None] * len(rec_bounds[0])
+    rec_start, rec_end = rec_bounds
+
+    if len(rec_start) == 0:
+        return _empty(data)
+    n_fields = np.bincount(rec_of_field, minlength=len(rec_start)).astype(np.int64)
+    # A blank line is a record of one empty unquoted field: not a record at all.
+    first_field = _firsts(n_fields)
+    blank = (n_fields == 1) & (ends[first_field] == starts[first_field]) & ~quoted[first_field]
+
+    values = _field_values(text, starts, ends, quoted)
+    if bad_utf8:
+        errors = _mark_undecodable(errors, bad_utf8, rec_start, rec_end)
+
+    keep_records = np.flatnonzero(~blank)
+    keep_fields = np.repeat(~blank, n_fields)
+    kept_n = n_fields[keep_records]
+    return SplitFile(
+        values=values.filter(pl.Series(keep_fields)) if len(values) else values,
+        first_field=_firsts(kept_n),
+        n_fields=kept_n,
+        record_start=rec_start[keep_records],
+        record_end=rec_end[keep_records],
+        error=[errors[i] for i in keep_records],
+        data=data,
+    )
+
+
+def _firsts(n_fields: np.ndarray) -> np.ndarray:
+    return (np.cumsum(n_fields) - n_fields).astype(np.int64)
+
+
+def _empty(data: bytes) -> SplitFile:
+    none = np.zeros(0, dtype=np.int64)
+    return SplitFile(pl.Series("value", [], dtype=pl.String), none, none, none, none, [], data)
+
+
+def _fast_split(arr: np.ndarray):
+    """Parity-based split; None when the file is not clean RFC 4180."""
+    quotes = np.flatnonzero(arr == QUOTE)
+    if len(quotes) % 2:
+        return None
+    cands = np.flatnonzero((arr == COMMA) | (arr == NEWLINE))
+    delims = cands[(np.searchsorted(quotes, cands) & 1) == 0]
+    if len(delims) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=bool), empty, (empty, empty)
+    starts = np.concatenate([[0], delims[:-1] + 1]).astype(np.int64)
+    ends = delims.astype(np.int64)
+    ends_record = arr[delims] == NEWLINE
+    # Tolerate CRLF: a CR right before a record's newline is part of the line ending.
+    cr = ends_record & (ends > starts) & (arr[np.maximum(ends - 1, 0)] == CR)
+    ends = ends - cr
+    quoted = (ends > starts) & (arr[np.minimum(starts, len(arr) - 1)] == QUOTE)
+    if not _quoting_is_valid(arr, quotes, starts, ends, quoted):
+        return None
+    rec_of_field = np.concatenate([[0], np.cumsum(ends_record)[:-1]]).astype(np.int64)
+    record_last = np.flatnonzero(ends_record)
+    record_first = np.concatenate([[0], record_last[:-1] + 1])
+    rec_start = starts[record_first]
+    rec_end = ends[record_last]
+    return starts, ends, quoted, rec_of_field, (rec_start, rec_end)
+
+
+def _quoting_is_valid(arr, quotes, starts, ends, quoted) -> bool:
+    """Every quoted field is `"..."` with only doubled quotes inside; no quote elsewhere."""
+    if len(quotes) == 0:
+        return True
+    closing_ok = (ends[quoted] - starts[quoted] >= 2) & (arr[ends[quoted] - 1] == QUOTE)
+    if not closing_ok.all():
+        return False
+    field_of_quote = np.searchsorted(starts, quotes, side="right") - 1
+    q_start = starts[field_of_quote]
+    q_end = ends[field_of_quote]
+    in_quoted = quoted[field_of_quote]
+    if not in_quoted.all():  # a quote inside an unquoted field (or in a line ending)
+        return False
+    inner = (quotes != q_start) & (quotes != q_end - 1)
+    inner_pos = quotes[inner]
+    if len(inner_pos) == 0:
+        return True
+    # Inner quotes must come in runs of even length (`""` escapes).
+    run_break = np.concatenate([[True], np.diff(inner_pos) != 1])
+    run_id = np.cumsum(run_break)
+    return bool((np.bincount(run_id)[1:] % 2 == 0).all())
+
+
+_QUOTED = re.compile(rb'"((?:[^"]|"")*)"', re.DOTALL)
+_UNQUOTED = re.compile(rb"[^,\n]*")
+
+
+def _sequential_split(text: bytes):
+    """Field-by-field parser for files that break RFC 4180.
+
+    A record with bad quoting is kept whole and marked; parsing resumes at the next line so
+    later records are not lost."""
+    starts, ends, quoted, rec_of_field = [], [], [], []
+    rec_start, rec_end, errors = [], [], []
+    pos, n, rec = 0, len(text), 0
+    while pos < n:
+        first = pos
+        error = None
+        while True:
+            if text[pos : pos + 1] == b'"':
+                m = _QUOTED.match(text, pos)
+                if m is None:
+                    error = "malformed CSV: quoted field is never closed"
+                    break
+                s, e, q, pos = m.start(), m.end(), True, m.end()
+                if text[pos : pos + 2] == b"\r\n":
+                    pos += 1  # CRLF line ending
+                if pos < n and text[pos] not in (COMMA, NEWLINE):
+                    error = "malformed CSV: text after a closing quote"
+                    break
+            else:
+                m = _UNQUOTED.match(text, pos)
+                s, e, q, pos = m.start(), m.end(), False, m.end()
+                if b'"' in text[s:e]:
+                    error = "malformed CSV: quote inside an unquoted field"
+                    break
+                if e > s and text[e - 1] == CR and text[pos : pos + 1] == b"\n":
+                    e -= 1  # CRLF line ending
+            starts.append(s)
+            ends.append(e)
+            quoted.append(q)
+            rec_of_field.append(rec)
+            if pos >= n or text[pos] == NEWLINE:
+                pos += 1
+                break
+            pos += 1  # comma
+        if error is not None:
+            # Drop the fields gathered so far; the record is one raw reject up to its line end.
+            while rec_of_field and rec_of_field[-1] == rec:
+                for lst in (starts, ends, quoted, rec_of_field):
+                    lst.pop()
+            nl = text.find(b"\n", pos)
+            pos = n if nl < 0 else nl + 1
+            end = pos - 1 if nl >= 0 else n
+            starts.append(first)
+            ends.append(end)
+            quoted.append(False)
+            rec_of_field.append(rec)
+            rec_start.append(first)
+            rec_end.append(end)
+        else:
+            rec_start.append(first)
+            rec_end.append(max(first, pos - 1))
+        errors.append(error)
+        rec += 1
+    as64 = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
+    return (
+        as64(starts),
+        as64(ends),
+        np.asarray(quoted, dtype=bool),
+        as64(rec_of_field),
+        (as64(rec_start), as64(rec_end)),
+        errors,
+    )
+
+
+def _field_values(text: bytes, starts, ends, quoted) -> pl.Series:
+    """One Arrow string array over the file buffer; quoted fields lose their quotes."""
+    if len(starts) == 0:
+        return pl.Series("value", [], dtype=pl.String)
+    s = starts + quoted
+    e = ends - quoted
+    offsets = np.empty(2 * len(s) + 2, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:-1:2] = s
+    offsets[2::2] = e
+    offsets[-1] = len(text)
+    # Values alternate field / gap (delimiters, quotes); keep the fields.
+    arr = pa.LargeStringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets.tobytes()), pa.py_buffer(text)
+    )
+    pieces = pl.from_arrow(arr)
+    values = pieces.gather(np.arange(1, len(offsets) - 1, 2)).alias("value")
+    values = pl.select(
+        pl.when(pl.Series(quoted))
+        .then(values.str.replace_all('""', '"', literal=True))
+        .when(values.str.len_bytes() == 0)
+        .then(None)
+        .otherwise(values)
+        .alias("value")
+    ).to_series()
+    return values
+
+
+def _invalid_utf8_ranges(data: bytes) -> list[tuple[int, int]]:
+    bad, pos = [], 0
+    while True:
+        try:
+            data[pos:].decode("utf-8")
+            return bad
+        except UnicodeDecodeError as exc:
+            bad.append((pos + exc.start, pos + exc.end))
+            pos += exc.end
+
+
+def _mask_ranges(data: bytes, ranges: list[tuple[int, int]]) -> bytes:
+    """Replace undecodable bytes by `?` (same length: offsets stay valid)."""
+    if not ranges:
+        return data
+    buf = bytearray(data)
+    for s, e in ranges:
+        buf[s:e] = b"?" * (e - s)
+    return bytes(buf)
+
+
+def _mark_undecodable(errors, ranges, rec_start, rec_end):
+    errors = list(errors)
+    bad_pos = np.asarray([s for s, _ in ranges], dtype=np.int64)
+    rec = np.searchsorted(rec_start, bad_pos, side="right") - 1
+    for r, p in zip(rec, bad_pos):
+        if 0 <= r < len(errors) and errors[r] is None:
+            errors[r] = f"undecodable bytes: not UTF-8 at byte {p} of the file"
+    return errors
