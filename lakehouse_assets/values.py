@@ -76,7 +76,7 @@ def parse_sql(col_sql: str, pg_type: PgType) -> str:
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB for data work: UTC, so dates of timestamps are UTC dates."""
     con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET TimeZone = 'UTC'").fetchall()
     return con
 
 

@@ -101,6 +101,8 @@ def read_file(
     file: LandingFile, content: FileBytes, table: SourceTable
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     split = split_records(content.data)
+    if content.problem and split.n_records and not content.data.endswith(b"\n"):
+        split.error[-1] = f"{content.problem}: the stream ends inside this record"
     records = _records_frame(split, file, table)
     con = connect()
     try:

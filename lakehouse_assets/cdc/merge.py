@@ -1,0 +1,136 @@
+"""SCD type 1: the current state of each key from its change records (CONTRACT 2 and 4).
+
+The last change of a key wins, in the contract's order: `_dms_commit_ts`, then `_dms_seq`
+(empty first, else as a number), then the file (LOAD before CDC, each kind by name), then the
+record's position in its file. A winning `D` removes the key. The winner is then typed and
+validated: valid versions are silver, the others go to quarantine with every reason found.
+Everything runs as one DuckDB query over the bronze frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+from lakehouse_assets.sources import Column, PgType, SourceTable
+from lakehouse_assets.values import DUCKDB_TYPES, connect, parse_sql, quote_ident, quote_literal
+
+# Change order, last change first. Digit strings compare as numbers without overflow: shorter
+# (after leading zeros) is smaller, equal lengths compare as text.
+SEQ_DIGITS = "ltrim(coalesce(_seq, ''), '0')"
+LATEST_FIRST = f"""
+    _commit_ts DESC,
+    (coalesce(_seq, '') <> '') DESC,
+    length({SEQ_DIGITS}) DESC,
+    {SEQ_DIGITS} DESC,
+    (NOT regexp_matches(_source_file, '(^|/)LOAD[0-9A-Fa-f]{{8}}\\.csv(\\.gz)?$')) DESC,
+    regexp_extract(_source_file, '[^/]*$') DESC,
+    _source_row DESC
+"""
+
+
+@dataclass(frozen=True)
+class SilverResult:
+    valid: pl.DataFrame  # typed columns + _commit_ts, _source_file
+    quarantine: pl.DataFrame  # landed text + change metadata + _dq_reason, _partition_date
+
+
+def key_sql(table: SourceTable) -> list[str]:
+    """The key as compared: the parsed value when it parses (so '007' is 7), else the text."""
+    out = []
+    for name in table.primary_key:
+        col = table.column(name)
+        ident = quote_ident(name)
+        if col.type is PgType.TEXT:
+            out.append(ident)
+        else:
+            out.append(f"coalesce(CAST({parse_sql(ident, col.type)} AS VARCHAR), {ident})")
+    return out
+
+
+def latest_sql(table: SourceTable, source: str = "changes") -> str:
+    """The winning change of every key, deletes included."""
+    keys = ", ".join(key_sql(table))
+    return f"""
+        SELECT * FROM {source}
+        QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {LATEST_FIRST}) = 1
+    """
+
+
+def _problems(col: Column, table: SourceTable, first_partition: date) -> list[str]:
+    """SQL expressions, each NULL or the text of one reason to quarantine."""
+    ident = quote_ident(col.name)
+    parsed = parse_sql(ident, col.type)
+    shown = f"'''' || left({ident}, 80) || ''''"
+    out = []
+    if col.name in table.required_columns:
+        out.append(f"CASE WHEN {ident} IS NULL THEN '{col.name} is NULL' END")
+    if col.type is not PgType.TEXT:
+        out.append(
+            f"CASE WHEN {ident} IS NOT NULL AND ({parsed}) IS NULL "
+            f"THEN '{col.name}: ' || {shown} || ' is not a valid {col.type.value}' END"
+        )
+    if col.allowed:
+        allowed = ", ".join(quote_literal(v) for v in col.allowed)
+        out.append(
+            f"CASE WHEN {ident} NOT IN ({allowed}) THEN '{col.name}: ' || {shown} "
+            f"|| ' is not one of {', '.join(col.allowed)}' END"
+        )
+    if col.non_negative:
+        out.append(f"CASE WHEN ({parsed}) < 0 THEN '{col.name} is negative (' || {ident} || ')' END")
+    if col.positive:
+        out.append(
+            f"CASE WHEN ({parsed}) <= 0 THEN '{col.name} is not positive (' || {ident} || ')' END"
+        )
+    if col.name == table.partition_column:
+        start = quote_literal(first_partition.isoformat())
+        out.append(
+            f"CASE WHEN CAST(({parsed}) AS DATE) < DATE {start} THEN '{col.name} is before the "
+            f"first partition ({first_partition.isoformat()}): no silver partition can hold it' END"
+        )
+    return out
+
+
+def business_date_sql(table: SourceTable) -> str:
+    col = table.column(table.partition_column)
+    return f"CAST(({parse_sql(quote_ident(col.name), col.type)}) AS DATE)"
+
+
+def merge_to_silver(
+    changes: pl.DataFrame, table: SourceTable, first_partition: date
+) -> SilverResult:
+    """Current, typed, validated state of `table` from all of its change records."""
+    problems = [p for c in table.columns for p in _problems(c, table, first_partition)]
+    reason = f"concat_ws('; ', {', '.join(problems)})"
+    typed = ", ".join(
+        f"CAST({parse_sql(quote_ident(c.name), c.type)} AS {DUCKDB_TYPES[c.type]}) "
+        f"AS {quote_ident(c.name)}"
+        for c in table.columns
+    )
+    landed = ", ".join(quote_ident(c) for c in [*table.column_names, *table.trailing_columns])
+    con = connect()
+    try:
+        con.register("changes", changes)
+        con.execute(
+            f"""
+            CREATE TEMP TABLE winners AS
+            SELECT *, nullif({reason}, '') AS _dq_reason
+            FROM ({latest_sql(table)}) WHERE _op <> 'D'
+            """
+        ).fetchall()
+        valid = con.sql(
+            f"SELECT {typed}, _commit_ts, _source_file FROM winners WHERE _dq_reason IS NULL"
+        ).pl()
+        quarantine = con.sql(
+            f"""
+            SELECT {landed}, _op, _commit_ts, _seq, _source_file, _source_row, _dq_reason,
+                   greatest(coalesce({business_date_sql(table)}, CAST(_commit_ts AS DATE)),
+                            DATE {quote_literal(first_partition.isoformat())}) AS _partition_date
+            FROM winners WHERE _dq_reason IS NOT NULL
+            """
+        ).pl()
+    finally:
+        con.close()
+    return SilverResult(valid, quarantine)

@@ -1,0 +1,19 @@
+"""The code location: every asset, check and resource, for the environment in force."""
+
+from __future__ import annotations
+
+from dagster import Definitions, in_process_executor
+
+from lakehouse_assets.assets.bronze import bronze_landing
+from lakehouse_assets.assets.gold import gold_assets
+from lakehouse_assets.assets.silver import silver_assets
+from lakehouse_assets.checks.warnings import warning_checks
+from lakehouse_assets.resources import resources_for_environment
+
+defs = Definitions(
+    assets=[bronze_landing, *silver_assets, *gold_assets],
+    asset_checks=warning_checks,
+    resources=resources_for_environment(),
+    # One process writes the DuckDB file at a time: steps of a run go one after another.
+    executor=in_process_executor,
+)

@@ -1,0 +1,224 @@
+"""The local warehouse: polars frames in a DuckDB file, one table per asset.
+
+Built on dagster-duckdb(-polars), which as of 0.29 with duckdb 2.0 breaks in ways that lose
+or corrupt data. Everything it gets wrong is fixed here, in one place:
+
+- loads call `DuckDBPyConnection.arrow()`, removed in duckdb 2.0: we fetch with `.pl()`;
+- writes insert by column position: we `INSERT ... BY NAME` (and add new columns first);
+- delete-then-insert is two transactions: one transaction here, so a crash leaves the old
+  partition or the new one, never neither or both;
+- an empty frame deletes the partition and writes nothing (not even the table): we replace
+  the partition with nothing on purpose and create the table from the frame's schema;
+- the partition filter compares the column with timestamp strings, which silently
+  mis-filters a text column: we compare typed values and refuse non-date columns, and refuse
+  rows that fall outside the partitions being written (they would never be replaced).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import duckdb
+import polars as pl
+from dagster import InputContext, OutputContext, TableColumn, TableSchema
+from dagster._core.definitions.partitions.utils import TimeWindow
+from dagster._core.storage.db_io_manager import (
+    DbIOManager,
+    DbTypeHandler,
+    TablePartitionDimension,
+    TableSlice,
+)
+from dagster._utils.backoff import backoff
+from dagster_duckdb import DuckDBIOManager
+from dagster_duckdb.io_manager import DuckDbClient
+
+from lakehouse_assets.values import quote_ident, quote_literal
+
+DATE_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS")
+
+
+def qualified(table_slice: TableSlice) -> str:
+    return f"{quote_ident(table_slice.schema)}.{quote_ident(table_slice.table)}"
+
+
+def table_exists(conn, table_slice: TableSlice) -> bool:
+    return bool(
+        conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [table_slice.schema, table_slice.table],
+        ).fetchall()[0][0]
+    )
+
+
+def column_types(conn, table_slice: TableSlice) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [table_slice.schema, table_slice.table],
+    ).fetchall()
+    return dict(rows)
+
+
+def _bounds(window: TimeWindow) -> tuple[str, str]:
+    fmt = "%Y-%m-%d %H:%M:%S"
+    return window.start.strftime(fmt), window.end.strftime(fmt)
+
+
+def partition_filter(dimensions: Sequence[TablePartitionDimension], types: dict[str, str]) -> str:
+    """WHERE clause selecting the partitions, comparing values of the column's own type."""
+    clauses = []
+    for dim in dimensions:
+        col = dim.partition_expr
+        if isinstance(dim.partitions, TimeWindow):
+            col_type = types.get(col, "DATE")
+            if col_type not in DATE_TYPES:
+                raise TypeError(
+                    f"partition column {col!r} is {col_type}; a daily partition needs a DATE or "
+                    "TIMESTAMP column (comparing text with dates mis-files rows)"
+                )
+            start, end = _bounds(dim.partitions)
+            literal_type = "TIMESTAMPTZ" if "ZONE" in col_type else "TIMESTAMP"
+            clauses.append(
+                f"{quote_ident(col)} >= {literal_type} '{start}' "
+                f"AND {quote_ident(col)} < {literal_type} '{end}'"
+            )
+        else:
+            keys = ", ".join(quote_literal(str(k)) for k in dim.partitions)
+            clauses.append(f"{quote_ident(col)} IN ({keys})")
+    return " AND ".join(clauses) if clauses else "true"
+
+
+class LakehouseDuckDbClient(DuckDbClient):
+    """Connects in UTC inside one transaction, so a step's delete and insert commit together."""
+
+    @staticmethod
+    @contextmanager
+    def connect(context, _table_slice) -> Iterator[duckdb.DuckDBPyConnection]:
+        config = {"custom_user_agent": "lakehouse_assets", **context.resource_config["connection_config"]}
+        conn = backoff(
+            fn=duckdb.connect,
+            retry_on=(RuntimeError, duckdb.IOException),
+            kwargs={"database": context.resource_config["database"], "config": config},
+            max_retries=30,
+            delay_generator=(min(0.2 * 1.5**i, 5.0) for i in range(100)),
+        )
+        try:
+            conn.execute("SET TimeZone = 'UTC'").fetchall()
+            conn.execute("BEGIN TRANSACTION").fetchall()
+            yield conn
+            conn.execute("COMMIT").fetchall()
+        except BaseException:
+            conn.execute("ROLLBACK").fetchall()
+            raise
+        finally:
+            conn.close()
+
+    @staticmethod
+    def ensure_schema_exists(context, table_slice: TableSlice, connection) -> None:
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(table_slice.schema)}").fetchall()
+
+    @staticmethod
+    def delete_table_slice(context, table_slice: TableSlice, connection) -> None:
+        if not table_exists(connection, table_slice):
+            return
+        where = partition_filter(
+            table_slice.partition_dimensions or [], column_types(connection, table_slice)
+        )
+        connection.execute(f"DELETE FROM {qualified(table_slice)} WHERE {where}").fetchall()
+
+    @staticmethod
+    def get_select_statement(table_slice: TableSlice) -> str:
+        cols = ", ".join(quote_ident(c) for c in table_slice.columns) if table_slice.columns else "*"
+        where = partition_filter(table_slice.partition_dimensions or [], {})
+        return f"SELECT {cols} FROM {qualified(table_slice)} WHERE {where}"
+
+
+class PolarsTypeHandler(DbTypeHandler[pl.DataFrame]):
+    def handle_output(self, context: OutputContext, table_slice: TableSlice, obj, connection):
+        connection.register("__frame", obj.to_arrow())
+        target = qualified(table_slice)
+        exists = table_exists(connection, table_slice)
+        if table_slice.partition_dimensions:
+            self._refuse_rows_outside(connection, table_slice, exists)
+        if not exists:
+            connection.execute(f"CREATE TABLE {target} AS SELECT * FROM __frame").fetchall()
+        else:
+            existing = column_types(connection, table_slice)
+            incoming = connection.execute(
+                "SELECT column_name, column_type FROM (DESCRIBE __frame)"
+            ).fetchall()
+            for name, dtype in incoming:
+                if name not in existing:  # a declaration gained a column: grow the table
+                    connection.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(name)} {dtype}").fetchall()
+            connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM __frame").fetchall()
+        total = connection.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
+        connection.unregister("__frame")
+        return {
+            "dagster/partition_row_count": len(obj),
+            "dagster/row_count": total,
+            "dagster/column_schema": polars_table_schema(obj.schema),
+        }
+
+    @staticmethod
+    def _refuse_rows_outside(connection, table_slice: TableSlice, exists: bool) -> None:
+        """Rows outside the partitions being written would never be replaced: refuse them."""
+        if exists:
+            types = column_types(connection, table_slice)
+        else:
+            types = dict(
+                connection.execute("SELECT column_name, column_type FROM (DESCRIBE __frame)").fetchall()
+            )
+        where = partition_filter(table_slice.partition_dimensions, types)
+        outside = connection.execute(
+            f"SELECT count(*) FROM __frame WHERE NOT coalesce({where}, false)"
+        ).fetchall()[0][0]
+        if outside:
+            raise ValueError(
+                f"{outside} rows for {table_slice.schema}.{table_slice.table} fall outside the "
+                f"partitions being written ({where}); refusing to write them"
+            )
+
+    def load_input(self, context: InputContext, table_slice: TableSlice, connection):
+        if not table_exists(connection, table_slice):
+            return pl.DataFrame()
+        cols = ", ".join(quote_ident(c) for c in table_slice.columns) if table_slice.columns else "*"
+        where = "true"
+        if table_slice.partition_dimensions:
+            if not context.asset_partition_keys:
+                where = "false"
+            else:
+                types = column_types(connection, table_slice)
+                where = partition_filter(table_slice.partition_dimensions, types)
+        return connection.sql(f"SELECT {cols} FROM {qualified(table_slice)} WHERE {where}").pl()
+
+    @property
+    def supported_types(self):
+        return [pl.DataFrame]
+
+
+def polars_table_schema(schema: pl.Schema | dict) -> TableSchema:
+    return TableSchema(columns=[TableColumn(name=n, type=str(t)) for n, t in schema.items()])
+
+
+class LakehouseDuckDBIOManager(DuckDBIOManager):
+    """The local warehouse: schema bronze/silver/gold from the asset key prefix."""
+
+    @staticmethod
+    def type_handlers() -> Sequence[DbTypeHandler]:
+        return [PolarsTypeHandler()]
+
+    @staticmethod
+    def default_load_type() -> type | None:
+        return pl.DataFrame
+
+    def create_io_manager(self, context) -> DbIOManager:
+        return DbIOManager(
+            db_client=LakehouseDuckDbClient(),
+            database=self.database,
+            schema=self.schema_,
+            type_handlers=self.type_handlers(),
+            default_load_type=self.default_load_type(),
+            io_manager_name="LakehouseDuckDBIOManager",
+        )
+
