@@ -266,7 +266,7 @@ def _fill_reject_dates(rejects: pl.DataFrame, changes: pl.DataFrame) -> pl.DataF
     table_first = changes["_commit_ts"].min()
     fallback = table_first.date() if table_first is not None else None
     joined = rejects.sort("_source_file", "_source_row").join_asof(
-        near, on="_source_row", by="_source_file", strategy="nearest"
+        near, on="_source_row", by="_source_file", strategy="nearest", check_sortedness=False
     )
     return joined.with_columns(
         pl.coalesce(
