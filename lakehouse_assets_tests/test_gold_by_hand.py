@@ -159,7 +159,11 @@ def warehouse(tmp_path_factory):
     wh = tmp_path_factory.mktemp("warehouse") / "lakehouse.duckdb"
     result = run_pipeline(root, wh, FIRST, LAST)
     assert result.success
+    CHECKS.extend(result.get_asset_check_evaluations())
     return wh
+
+
+CHECKS = []  # check evaluations of the module's run
 
 
 def rows(warehouse, name, keys, first=D1):
@@ -318,3 +322,17 @@ def test_quarantine_and_rejects_hold_what_gold_left_out(warehouse):
     ]
     assert table(warehouse, "silver.order_items_quarantine")["id"].to_list() == ["8"]
     assert table(warehouse, "bronze.cdc_rejects").is_empty()
+
+
+def test_checks_pass_except_the_warnings_this_zone_deserves(warehouse):
+    failed = {(e.asset_key.to_user_string(), e.check_name) for e in CHECKS if not e.passed}
+    # Order 8 points to customer 999 and item 7 to order 12345: WARN, nothing else fails.
+    assert failed == {
+        ("silver/orders", "customer_id_points_to_customers"),
+        ("silver/order_items", "order_id_points_to_orders"),
+        ("silver/order_items", "product_id_points_to_products"),
+    }
+    severities = {e.severity.value for e in CHECKS if not e.passed}
+    assert severities == {"WARN"}
+    names = {e.check_name for e in CHECKS}
+    assert {"pandera_schema", "records_reconcile", "keys_reconcile"} <= names

@@ -10,6 +10,8 @@ with the reasons. Checks run before the write; a failed blocking check keeps the
 import polars as pl
 from dagster import (
     AllPartitionMapping,
+    AssetCheckResult,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
@@ -31,7 +33,7 @@ from lakehouse_assets.assets.catalog import (
     silver_schema,
     with_schema,
 )
-from lakehouse_assets.cdc.merge import merge_to_silver
+from lakehouse_assets.cdc.merge import count_live_keys, merge_to_silver
 from lakehouse_assets.checks.schemas import quarantine_model
 from lakehouse_assets.checks.schemas import silver_schema as silver_model
 from lakehouse_assets.checks.validation import run_schema, schema_check_spec
@@ -96,6 +98,11 @@ def build_silver(table: SourceTable) -> AssetsDefinition:
         check_specs=[
             schema_check_spec(silver_key(table), True, "Pandera model: types, rules, one row a key"),
             schema_check_spec(quarantine_key(table), True, "Pandera model of quarantine rows"),
+            AssetCheckSpec(
+                name="keys_reconcile",
+                asset=silver_key(table),
+                description="silver + quarantine rows = keys whose last change is not a delete",
+            ),
         ],
         partitions_def=daily_partitions,
         backfill_policy=BackfillPolicy.single_run(),
@@ -124,6 +131,15 @@ def build_silver(table: SourceTable) -> AssetsDefinition:
         if failed:
             yield from results.values()
             raise Failure(f"blocking checks failed for {', '.join(failed)}: partitions not written")
+        if silver_key(table) in context.selected_asset_keys:
+            live = count_live_keys(changes, table)
+            merged = len(result.valid) + len(result.quarantine)
+            yield AssetCheckResult(
+                asset_key=silver_key(table),
+                check_name="keys_reconcile",
+                passed=live == merged,
+                metadata={"live_keys": live, "silver_plus_quarantine": merged},
+            )
         for name in selected:
             yield Output(
                 outputs[name][1],

@@ -134,3 +134,23 @@ def merge_to_silver(
     finally:
         con.close()
     return SilverResult(valid, quarantine)
+
+
+def count_live_keys(changes: pl.DataFrame, table: SourceTable) -> int:
+    """Keys whose last change is not a delete, found another way (arg_max over the order as a
+    struct) so that it can cross-check `merge_to_silver`: silver + quarantine must equal it."""
+    keys = ", ".join(key_sql(table))
+    order = f"""struct_pack(
+        ts := _commit_ts, has_seq := coalesce(_seq, '') <> '',
+        seq_len := length({SEQ_DIGITS}), seq := {SEQ_DIGITS},
+        cdc := NOT regexp_matches(_source_file, '(^|/)LOAD[0-9A-Fa-f]{{8}}\\.csv(\\.gz)?$'),
+        file := regexp_extract(_source_file, '[^/]*$'), row := _source_row)"""
+    con = connect()
+    try:
+        con.register("changes", changes)
+        return con.execute(
+            f"SELECT count(*) FROM (SELECT arg_max(_op, {order}) AS last_op FROM changes "
+            f"GROUP BY {keys}) WHERE last_op <> 'D'"
+        ).fetchall()[0][0]
+    finally:
+        con.close()
