@@ -152,10 +152,13 @@ def bronze_landing(context: AssetExecutionContext, landing: LandingZone):
 
 def _too_early_to_rejects(read: TableRead, first_partition: date) -> TableRead:
     """A change committed before the first partition has no bronze partition: reject it,
-    filed under the first partition, rather than lose it."""
+    filed under the first partition, rather than lose it (early rejects are filed there too)."""
+    rejects = read.rejects.with_columns(
+        pl.max_horizontal("_partition_date", pl.lit(first_partition)).alias("_partition_date")
+    )
     early = read.changes.filter(pl.col("_commit_ts").dt.date() < first_partition)
     if early.is_empty():
-        return read
+        return TableRead(read.changes, rejects, read.manifest, read.ignored)
     table_name = read.manifest["table_name"][0]
     moved = early.select(
         pl.lit(table_name).alias("table_name"),
@@ -166,13 +169,13 @@ def _too_early_to_rejects(read: TableRead, first_partition: date) -> TableRead:
             pl.col("_commit_ts").dt.strftime("%Y-%m-%d %H:%M:%S%.f"),
             pl.lit(first_partition.isoformat()),
         ).alias("reason"),
-        pl.lit("").alias("raw"),
+        pl.lit("").alias("raw_text"),
         "_commit_ts",
         pl.lit(first_partition).alias("_partition_date"),
     ).cast(REJECT_SCHEMA)
     return TableRead(
         changes=read.changes.filter(pl.col("_commit_ts").dt.date() >= first_partition),
-        rejects=pl.concat([read.rejects, moved]),
+        rejects=pl.concat([rejects, moved]),
         manifest=read.manifest,
         ignored=read.ignored,
     )

@@ -416,7 +416,7 @@ def _tenants(ctx: _Ctx) -> _Versions:
     timezone = rng.integers(0, len(TIMEZONES), n)
     active = rng.random(n) < 0.9
     i = np.arange(n)
-    suffix = np.where(i >= len(COMPANIES), " " + (i // len(COMPANIES) + 1).astype(str), "")
+    suffix = np.where(i >= len(COMPANIES), np.char.add(" ", (i // len(COMPANIES) + 1).astype(str)), "")
     name = _eval(pl.concat_str("base", "suffix"),
                  base=_pick_text(COMPANIES, i % len(COMPANIES)), suffix=suffix)
     slug = name.str.to_lowercase().str.replace_all(r"[^a-z0-9]+", "-").str.strip_chars("-")
@@ -712,7 +712,7 @@ def _events(ctx: _Ctx) -> _Versions:
     known = rng.random(n_sessions) >= 0.2  # the rest browse anonymously
     who = _pick_parent(rng, customers["born"], start)
     start = np.where(known, np.maximum(start, customers["born"][who] + MIN), start)
-    anonymous_tenant = customers["tenant"][rng.integers(0, len(who), n_sessions)]
+    anonymous_tenant = customers["tenant"][rng.integers(0, len(customers["id"]), n_sessions)]
     tenant = np.where(known, customers["tenant"][who], anonymous_tenant)
     customer = np.where(known, customers["id"][who], NULL)
     occurred = ctx.settle(np.minimum(start[f["session"]] + f["offset"], ctx.cdc_end - 2 * SEC))
@@ -1098,9 +1098,10 @@ def _max_seq(root: Path) -> int:
     best = 0
     for table in SOURCE_TABLES:
         files = _landing_files(root / table.landing_folder)
-        if files:
-            seqs = _read_records(files[-1:], table)["_seq"].drop_nulls()
-            best = max([best, *(int(s) for s in seqs.str.strip_chars().to_list() if s.isdigit())][-1:] + [best])
+        seqs = _read_records(files[-1:], table)["_seq"].drop_nulls() if files else pl.Series([], dtype=pl.String)
+        seqs = seqs.filter(seqs.str.contains(r"^[0-9]+$"))
+        if len(seqs):
+            best = max(best, int(seqs.str.zfill(40).max()))
     return best
 
 
@@ -1135,7 +1136,9 @@ def write_cdc_drop(root: str | Path, scale: float, seed: int, when: datetime,
         return frame.with_columns(_op=pl.lit(op), _ts=pl.Series(ts, dtype=pl.Int64),
                                   _sub=pl.Series(np.broadcast_to(np.asarray(sub, np.int64), len(ts))))
 
-    typed = lambda table, values: _frame(table, values).select(_text_expr(c) for c in table.columns)  # noqa: E731
+    def typed(table: SourceTable, values: dict[str, Any]) -> pl.DataFrame:
+        return _frame(table, values).select([_text_expr(c) for c in table.columns])
+
     alive = pl.col("_op") != "D"
     changes: dict[str, list[pl.DataFrame]] = {order_t.name: [], item_t.name: [], event_t.name: []}
 
@@ -1147,7 +1150,7 @@ def write_cdc_drop(root: str | Path, scale: float, seed: int, when: datetime,
     ts = commits(n_upd)
     upd = movable.filter(pl.Series(chosen)).with_columns(
         status=pl.col("status").replace_strict(_NEXT_STATUS),
-        updated_at=pl.Series(ts - 1_000).pipe(lambda s: pl.select(_ts_text(pl.lit(s))).to_series()),
+        updated_at=_ts_text(pl.lit(pl.Series(ts - 1_000))),
     )
     changes[order_t.name].append(text(order_t, upd.select(order_t.column_names), "U", ts))
     rest = movable.filter(~pl.Series(chosen))

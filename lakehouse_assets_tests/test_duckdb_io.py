@@ -1,0 +1,170 @@
+"""The DuckDB IO manager against the traps of dagster-duckdb-polars 0.29 with duckdb 2.0."""
+
+from datetime import date, datetime, timezone
+
+import duckdb
+import polars as pl
+import pytest
+from dagster import (
+    AssetIn,
+    DailyPartitionsDefinition,
+    DagsterInstance,
+    asset,
+    materialize,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from lakehouse_assets.storage.duckdb_io import LakehouseDuckDBIOManager
+
+DAILY = DailyPartitionsDefinition(start_date="2024-12-01", timezone="UTC")
+PAYLOAD: dict[str, pl.DataFrame] = {}  # what the test asset returns, keyed by partition
+
+
+def utc(day: int, hour: int = 12) -> datetime:
+    return datetime(2024, 12, day, hour, tzinfo=timezone.utc)
+
+
+@asset(key_prefix="silver", partitions_def=DAILY, metadata={"partition_expr": "ts"})
+def things(context) -> pl.DataFrame:
+    return PAYLOAD[context.partition_key]
+
+
+@asset(key_prefix="silver", ins={"things": AssetIn(key=["silver", "things"])})
+def thing_count(things: pl.DataFrame) -> pl.DataFrame:
+    return pl.DataFrame({"n": [len(things)], "cols": [",".join(things.columns)]})
+
+
+def run(db, *assets, partition=None, selection=None, raise_on_error=True, tags=None):
+    return materialize(
+        list(assets),
+        partition_key=partition,
+        resources={"io_manager": LakehouseDuckDBIOManager(database=str(db))},
+        instance=DagsterInstance.ephemeral(),
+        selection=selection,
+        raise_on_error=raise_on_error,
+        tags=tags,
+    )
+
+
+def rows(db, sql="SELECT id, ts FROM silver.things ORDER BY id"):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.sql(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def db(tmp_path):
+    PAYLOAD.clear()
+    return tmp_path / "wh.duckdb"
+
+
+def frame(ids, day, **extra):
+    return pl.DataFrame({"id": ids, "ts": [utc(day)] * len(ids), **extra})
+
+
+def test_partition_replaced_and_loaded_back(db):
+    PAYLOAD["2024-12-01"] = frame([1, 2], 1)
+    PAYLOAD["2024-12-02"] = frame([3], 2)
+    run(db, things, partition="2024-12-01")
+    run(db, things, partition="2024-12-02")
+    PAYLOAD["2024-12-01"] = frame([4], 1)
+    run(db, things, partition="2024-12-01")
+    assert [r[0] for r in rows(db)] == [3, 4]
+    # The load path (removed .arrow() in duckdb 2.0) works: the unpartitioned consumer
+    # reads every partition.
+    run(db, things, thing_count, selection=[thing_count])
+    assert rows(db, "SELECT n FROM silver.thing_count") == [(2,)]
+
+
+def test_columns_are_written_by_name_not_position(db):
+    PAYLOAD["2024-12-01"] = pl.DataFrame({"id": [1], "ts": [utc(1)], "a": ["x"], "b": ["y"]})
+    PAYLOAD["2024-12-02"] = pl.DataFrame({"b": ["B"], "a": ["A"], "ts": [utc(2)], "id": [2]})
+    run(db, things, partition="2024-12-01")
+    run(db, things, partition="2024-12-02")
+    assert rows(db, "SELECT id, a, b FROM silver.things ORDER BY id") == [(1, "x", "y"), (2, "A", "B")]
+
+
+def test_new_column_grows_the_table(db):
+    PAYLOAD["2024-12-01"] = frame([1], 1)
+    PAYLOAD["2024-12-02"] = frame([2], 2, extra=["new"])
+    run(db, things, partition="2024-12-01")
+    run(db, things, partition="2024-12-02")
+    assert rows(db, "SELECT id, extra FROM silver.things ORDER BY id") == [(1, None), (2, "new")]
+
+
+def test_empty_result_empties_the_partition_on_purpose(db):
+    PAYLOAD["2024-12-01"] = frame([1, 2], 1)
+    run(db, things, partition="2024-12-01")
+    PAYLOAD["2024-12-01"] = frame([], 1).cast({"id": pl.Int64, "ts": pl.Datetime("us", "UTC")})
+    run(db, things, partition="2024-12-01")
+    assert rows(db) == []
+
+
+def test_empty_first_result_still_creates_the_table(db):
+    PAYLOAD["2024-12-01"] = frame([], 1).cast({"id": pl.Int64, "ts": pl.Datetime("us", "UTC")})
+    run(db, things, partition="2024-12-01")
+    assert rows(db) == []
+
+
+def test_failed_write_keeps_the_old_partition(db):
+    """Delete and insert are one transaction: a failing insert leaves the old rows."""
+    PAYLOAD["2024-12-01"] = frame([1, 2], 1)
+    run(db, things, partition="2024-12-01")
+    # id as a struct cannot be inserted into a BIGINT column: the insert fails after the delete.
+    PAYLOAD["2024-12-01"] = pl.DataFrame({"id": [{"x": 1}], "ts": [utc(1)]})
+    result = run(db, things, partition="2024-12-01", raise_on_error=False)
+    assert not result.success
+    assert [r[0] for r in rows(db)] == [1, 2]
+
+
+def test_rows_outside_the_partition_are_refused(db):
+    PAYLOAD["2024-12-01"] = frame([1], 1)
+    run(db, things, partition="2024-12-01")
+    PAYLOAD["2024-12-01"] = pl.DataFrame({"id": [5, 6], "ts": [utc(1), utc(3)]})
+    result = run(db, things, partition="2024-12-01", raise_on_error=False)
+    assert not result.success
+    assert "outside the partitions" in str(result.all_events)
+    assert [r[0] for r in rows(db)] == [1]
+
+
+def test_text_partition_column_is_refused(db):
+    """A text column compared with timestamp bounds mis-files rows: refuse it instead."""
+    PAYLOAD["2024-12-01"] = pl.DataFrame({"id": [1], "ts": ["2024-12-01 12:00:00"]})
+    result = run(db, things, partition="2024-12-01", raise_on_error=False)
+    assert not result.success
+    assert "needs a DATE or TIMESTAMP column" in str(result.all_events)
+
+
+def test_partition_boundaries_are_utc_days(db):
+    """23:59:59.999999 belongs to its day, 00:00:00 to the next."""
+    PAYLOAD["2024-12-01"] = pl.DataFrame(
+        {"id": [1, 2], "ts": [datetime(2024, 12, 1, 0, 0, tzinfo=timezone.utc),
+                              datetime(2024, 12, 1, 23, 59, 59, 999999, tzinfo=timezone.utc)]}
+    )
+    PAYLOAD["2024-12-02"] = pl.DataFrame({"id": [3], "ts": [datetime(2024, 12, 2, tzinfo=timezone.utc)]})
+    run(db, things, partition="2024-12-01")
+    run(db, things, partition="2024-12-02")
+    PAYLOAD["2024-12-01"] = frame([9], 1)
+    run(db, things, partition="2024-12-01")
+    assert [r[0] for r in rows(db)] == [3, 9]
+
+
+def test_range_run_writes_every_partition_at_once(db):
+    @asset(key_prefix="silver", name="things", partitions_def=DAILY,
+           metadata={"partition_expr": "ts"})
+    def ranged(context) -> pl.DataFrame:
+        window = context.partition_time_window
+        days = range(window.start.day, window.end.day)
+        return pl.DataFrame({"id": list(days), "ts": [utc(d) for d in days]})
+
+    run(db, ranged, tags={ASSET_PARTITION_RANGE_START_TAG: "2024-12-01",
+                          ASSET_PARTITION_RANGE_END_TAG: "2024-12-03"})
+    assert [r[0] for r in rows(db)] == [1, 2, 3]
+    assert rows(db, "SELECT DISTINCT CAST(ts AS DATE) FROM silver.things ORDER BY 1") == [
+        (date(2024, 12, d),) for d in (1, 2, 3)
+    ]
