@@ -48,8 +48,27 @@ def _matches(col: str, pattern: str) -> str:
     return f"regexp_full_match({col}, {quote_literal(pattern)})"
 
 
-def parse_sql(col_sql: str, pg_type: PgType) -> str:
-    """SQL expression parsing the text expression `col_sql` as `pg_type` (NULL if it can't)."""
+def json_flag(name: str) -> str:
+    """Name of the companion column that says whether `name` holds valid JSON."""
+    return f"__json_ok__{name}"
+
+
+def with_json_flags(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """Add a strict RFC 8259 validity flag per JSON column. DuckDB's json_valid accepts
+    trailing commas, NaN and Infinity, which PostgreSQL jsonb (and JSON) reject; polars'
+    parser does not (it returns NULL for invalid text and for the literal `null`)."""
+    return frame.with_columns(
+        (
+            pl.col(n).str.json_path_match("$").is_not_null()
+            | (pl.col(n).str.strip_chars(" \t\n\r") == "null")
+        ).alias(json_flag(n))
+        for n in names
+    )
+
+
+def parse_sql(col_sql: str, pg_type: PgType, json_ok_sql: str | None = None) -> str:
+    """SQL expression parsing the text expression `col_sql` as `pg_type` (NULL if it can't).
+    JSON needs `json_ok_sql`, a boolean from `with_json_flags`."""
     c = col_sql
     if pg_type is PgType.TIMESTAMPTZ:
         return (
@@ -69,7 +88,9 @@ def parse_sql(col_sql: str, pg_type: PgType) -> str:
         f = ", ".join(quote_literal(v) for v in BOOLEAN_FALSE)
         return f"CASE WHEN lower({c}) IN ({t}) THEN true WHEN lower({c}) IN ({f}) THEN false END"
     if pg_type is PgType.JSONB:
-        return f"CASE WHEN json_valid({c}) THEN {c} END"
+        if json_ok_sql is None:
+            raise ValueError("JSON validity comes from with_json_flags(); pass json_ok_sql")
+        return f"CASE WHEN {json_ok_sql} THEN {c} END"
     return c
 
 

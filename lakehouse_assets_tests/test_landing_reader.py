@@ -330,6 +330,22 @@ def test_crlf_line_endings(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("with_bad_quote", [False, True])
+def test_crlf_rejects_keep_their_raw_text_without_the_line_ending(tmp_path, with_bad_quote):
+    bad_op = rec(2, op="X")
+    # With a bad quote in the file the sequential parser reads it; without, the fast path.
+    stray = rec(4, op="U").replace(",paid,", ',pa"id,') if with_bad_quote else rec(4, op="U", ts="24-12-08 1:00:00")
+    lines = [rec(1, op="U"), bad_op, rec(3, op="U", status="q,r"), stray, rec(5, op="U")]
+    put(tmp_path, CDC, ("\r\n".join(lines) + "\r\n").encode())
+    result = read(tmp_path)
+    assert rows(result.changes, "_source_row", "id", "status", "updated_at") == [
+        (1, "1", "paid", "2024-12-08 10:00:00"),
+        (3, "3", "q,r", "2024-12-08 10:00:00"),
+        (5, "5", "paid", "2024-12-08 10:00:00"),
+    ]
+    assert rows(result.rejects, "_source_row", RAW) == [(2, bad_op), (4, stray)]
+
+
 def test_last_record_without_final_newline(tmp_path):
     put(tmp_path, CDC, (rec(1, op="U") + "\n" + rec(2, op="U", seq="5")).encode())
     result = read(tmp_path)
@@ -519,6 +535,22 @@ def test_bad_quoting_rejects_the_record_and_keeps_the_following_ones(tmp_path):
         (8, unterminated),
     ]
     assert all(reasons(result))
+
+
+def test_unterminated_quote_does_not_swallow_later_records_that_hold_quotes(tmp_path):
+    # The opening quote of record 2 is never closed on its line; later records quote fields
+    # of their own. Record 2 is rejected; records 3 to 5 are records like any other.
+    unterminated = rec(2, op="U").replace(",paid,", ',"paid,')
+    lines = [rec(1, op="U"), unterminated, rec(3, op="U"), rec(4, op="U", currency="a,b"), rec(5, op="U")]
+    write(tmp_path, ORDER, CDC, lines)
+    result = read(tmp_path)
+    assert rows(result.rejects, "_source_row", RAW) == [(2, unterminated)]
+    assert rows(result.changes, "_source_row", "id", "currency") == [
+        (1, "1", "EUR"),
+        (3, "3", "EUR"),
+        (4, "4", "a,b"),
+        (5, "5", "EUR"),
+    ]
 
 
 def test_nul_bytes(tmp_path):

@@ -15,7 +15,15 @@ from datetime import date
 import polars as pl
 
 from lakehouse_assets.sources import Column, PgType, SourceTable
-from lakehouse_assets.values import DUCKDB_TYPES, connect, parse_sql, quote_ident, quote_literal
+from lakehouse_assets.values import (
+    DUCKDB_TYPES,
+    connect,
+    json_flag,
+    parse_sql,
+    quote_ident,
+    quote_literal,
+    with_json_flags,
+)
 
 # Change order, last change first. Digit strings compare as numbers without overflow: shorter
 # (after leading zeros) is smaller, equal lengths compare as text.
@@ -59,10 +67,15 @@ def latest_sql(table: SourceTable, source: str = "changes") -> str:
     """
 
 
+def parse_column(col: Column) -> str:
+    """SQL parsing a landed column of the winners (JSON validity from its flag column)."""
+    return parse_sql(quote_ident(col.name), col.type, quote_ident(json_flag(col.name)))
+
+
 def _problems(col: Column, table: SourceTable, first_partition: date) -> list[str]:
     """SQL expressions, each NULL or the text of one reason to quarantine."""
     ident = quote_ident(col.name)
-    parsed = parse_sql(ident, col.type)
+    parsed = parse_column(col)
     shown = f"'''' || left({ident}, 80) || ''''"
     out = []
     if col.name in table.required_columns:
@@ -94,8 +107,7 @@ def _problems(col: Column, table: SourceTable, first_partition: date) -> list[st
 
 
 def business_date_sql(table: SourceTable) -> str:
-    col = table.column(table.partition_column)
-    return f"CAST(({parse_sql(quote_ident(col.name), col.type)}) AS DATE)"
+    return f"CAST(({parse_column(table.column(table.partition_column))}) AS DATE)"
 
 
 def merge_to_silver(
@@ -105,14 +117,15 @@ def merge_to_silver(
     problems = [p for c in table.columns for p in _problems(c, table, first_partition)]
     reason = f"concat_ws('; ', {', '.join(problems)})"
     typed = ", ".join(
-        f"CAST({parse_sql(quote_ident(c.name), c.type)} AS {DUCKDB_TYPES[c.type]}) "
+        f"CAST({parse_column(c)} AS {DUCKDB_TYPES[c.type]}) "
         f"AS {quote_ident(c.name)}"
         for c in table.columns
     )
     landed = ", ".join(quote_ident(c) for c in [*table.column_names, *table.trailing_columns])
+    json_columns = [c.name for c in table.columns if c.type is PgType.JSONB]
     con = connect()
     try:
-        con.register("changes", changes)
+        con.register("changes", with_json_flags(changes, json_columns))
         con.execute(
             f"""
             CREATE TEMP TABLE winners AS

@@ -191,13 +191,17 @@ def _sequential_split(text: bytes):
                 break
             pos += 1  # comma
         if error is not None:
-            # Drop the fields gathered so far; the record is one raw reject up to its line end.
+            # Drop the fields gathered so far. A broken record is taken to be one line (a
+            # quote that never closes on its line would otherwise swallow the records after
+            # it): it becomes one raw reject, and parsing resumes on the next line.
             while rec_of_field and rec_of_field[-1] == rec:
                 for lst in (starts, ends, quoted, rec_of_field):
                     lst.pop()
-            nl = text.find(b"\n", pos)
+            nl = text.find(b"\n", first)
             pos = n if nl < 0 else nl + 1
-            end = pos - 1 if nl >= 0 else n
+            end = nl if nl >= 0 else n
+            if end > first and text[end - 1] == CR:
+                end -= 1
             starts.append(first)
             ends.append(end)
             quoted.append(False)
@@ -205,8 +209,11 @@ def _sequential_split(text: bytes):
             rec_start.append(first)
             rec_end.append(end)
         else:
+            end = max(first, min(pos - 1, n))
+            if end > first and text[end - 1] == CR:
+                end -= 1  # CRLF line ending
             rec_start.append(first)
-            rec_end.append(max(first, pos - 1))
+            rec_end.append(end)
         errors.append(error)
         rec += 1
     as64 = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731

@@ -14,6 +14,7 @@ maximum) stands for SQL NULL in those columns and for "this version never happen
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import time
@@ -70,40 +71,67 @@ HOURLY = np.array(
 )
 HOURLY /= HOURLY.sum()
 
-COMPANIES = ["Acme, Inc.", "Globex", "Initech", "Umbrella Retail", "Stark Supplies",
-             "Wayne & Co", "Hooli", "Nordwind GmbH", "Café Lumière", "Blue Harbor Trading"]
+COMPANIES = (
+    "Acme, Inc.|Globex|Initech|Umbrella Retail|Stark Supplies|Wayne & Co|Hooli|"
+    "Nordwind GmbH|Café Lumière|Blue Harbor Trading"
+).split("|")
 CURRENCIES = ["USD", "EUR", "GBP"]
 TIMEZONES = ["America/New_York", "Europe/Berlin", "Europe/London", "Asia/Tokyo"]
-PLAN_FEATURES = ['[]', '["api"]', '["api", "sso"]', '["api", "sso", "audit_log"]']
-FIRST = ["Anna", "Ben", "Chloé", "David", "Elif", "Femi", "Grace", "Hiro", "Ines", "Jonas",
-         "Kavya", "Liam", "Mia", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Sven", "Tomás",
-         "Uma", "Victor", "Wei", "Yara", "Zoe"]
-LAST = ["Smith", "García", "Müller", "Nguyen", "O'Brien", "Rossi", "Kowalski", "Dubois",
-        "Tanaka", "Silva", "Johansson", "Okafor", "Novak", "Haddad", "Jensen", "Murphy",
-        "Costa", "Schmidt", "Yilmaz", "Larsen"]
+PLAN_FEATURES = ["[]", '["api"]', '["api", "sso"]', '["api", "sso", "audit_log"]']
+FIRST = (
+    "Anna Ben Chloé David Elif Femi Grace Hiro Ines Jonas Kavya Liam Mia Noah Olga Pedro "
+    "Quinn Rosa Sven Tomás Uma Victor Wei Yara Zoe"
+).split()
+LAST = (
+    "Smith García Müller Nguyen O'Brien Rossi Kowalski Dubois Tanaka Silva Johansson "
+    "Okafor Novak Haddad Jensen Murphy Costa Schmidt Yilmaz Larsen"
+).split()
 NICKNAMES = ["Bo", "Kit", "Ace", "Jay"]
 DOMAINS = ["example.com", "example.org", "example.net"]
 COUNTRIES = ["US", "GB", "DE", "FR", "NL", "ES", "IT", "SE", "PL", "BR", "IN", "JP", "CA", "AU"]
 COUNTRY_P = np.array([30, 12, 12, 8, 5, 5, 4, 3, 3, 4, 4, 3, 4, 3], float) / 100
 SOURCES = ["organic", "ads", "referral", "partner"]
-ADJECTIVES = ["Classic", "Organic", "Compact", "Deluxe", "Eco", "Smart", "Vintage", "Ultra",
-              "Handmade", "Travel"]
-NOUNS = ["Mug", "Backpack", "Desk Lamp", "Notebook", "Water Bottle", "Headphones", "T-Shirt",
-         "Candle", "Skillet", "Yoga Mat", "Phone Case", "Tea Set"]
+ADJECTIVES = "Classic|Organic|Compact|Deluxe|Eco|Smart|Vintage|Ultra|Handmade|Travel".split("|")
+NOUNS = (
+    "Mug|Backpack|Desk Lamp|Notebook|Water Bottle|Headphones|T-Shirt|Candle|Skillet|"
+    "Yoga Mat|Phone Case|Tea Set"
+).split("|")
 SPECIAL_NAMES = ['12" Cast Iron Skillet', "Mug, 350 ml", "Gift Box\nLimited Edition"]
 CATEGORIES = ["Home", "Kitchen", "Apparel", "Electronics", "Outdoors", "Stationery", "Beauty"]
 DEVICES = ["desktop", "mobile", "tablet"]
 REFERRERS = ["google", "direct", "newsletter", "instagram", "partner"]
-ERRORS = [("500", "Internal error, please retry"), ("502", "Bad gateway"),
-          ("404", 'Page "not found"')]
-EVENT_MIX = {"page_view": 0.45, "product_view": 0.25, "add_to_cart": 0.10,
-             "checkout_started": 0.05, "purchase": 0.03, "signup": 0.04, "error": 0.08}
+ERRORS = [
+    ("500", "Internal error, please retry"),
+    ("502", "Bad gateway"),
+    ("404", 'Page "not found"'),
+]
+EVENT_MIX = {
+    "page_view": 0.45,
+    "product_view": 0.25,
+    "add_to_cart": 0.10,
+    "checkout_started": 0.05,
+    "purchase": 0.03,
+    "signup": 0.04,
+    "error": 0.08,
+}
 # Order of a session's events (errors happen anywhere).
-FUNNEL_RANK = {"page_view": 0, "signup": 1, "product_view": 2, "add_to_cart": 3,
-               "checkout_started": 4, "purchase": 5}
-EVENT_PATHS = {"page_view": "/", "product_view": "/products/", "add_to_cart": "/cart",
-               "checkout_started": "/checkout", "purchase": "/checkout/complete",
-               "signup": "/signup", "error": "/api/orders"}
+FUNNEL_RANK = {
+    "page_view": 0,
+    "signup": 1,
+    "product_view": 2,
+    "add_to_cart": 3,
+    "checkout_started": 4,
+    "purchase": 5,
+}
+EVENT_PATHS = {
+    "page_view": "/",
+    "product_view": "/products/",
+    "add_to_cart": "/cart",
+    "checkout_started": "/checkout",
+    "purchase": "/checkout/complete",
+    "signup": "/signup",
+    "error": "/api/orders",
+}
 PLAN_PRICE_CENTS = np.array([2_900, 9_900, 49_900])  # basic, pro, enterprise per seat
 
 # Dirty final versions the silver layer must quarantine: (column, bad values as CSV text).
@@ -295,8 +323,9 @@ def _eval(expr: pl.Expr, **columns: Any) -> pl.Series:
     return pl.DataFrame(columns).select(expr).to_series()
 
 
-def _pick_text(values: list[str], idx: np.ndarray) -> np.ndarray:
-    return np.asarray(values)[idx]
+def _pick_text(values: list[str], idx: np.ndarray) -> pl.Series:
+    """values[idx] as a polars column (gathering from a small Series beats numpy strings)."""
+    return pl.Series(values, dtype=pl.String).gather(idx)
 
 
 # --------------------------------------------------------------------------- versions
@@ -321,9 +350,15 @@ class _Parts:
     live: int
 
 
-_DTYPES = {PgType.BIGINT: pl.Int64, PgType.INTEGER: pl.Int64, PgType.NUMERIC: pl.Int64,
-           PgType.TIMESTAMPTZ: pl.Int64, PgType.BOOLEAN: pl.Boolean, PgType.TEXT: pl.String,
-           PgType.JSONB: pl.String}
+_DTYPES = {
+    PgType.BIGINT: pl.Int64,
+    PgType.INTEGER: pl.Int64,
+    PgType.NUMERIC: pl.Int64,
+    PgType.TIMESTAMPTZ: pl.Int64,
+    PgType.BOOLEAN: pl.Boolean,
+    PgType.TEXT: pl.String,
+    PgType.JSONB: pl.String,
+}
 
 
 def _frame(table: SourceTable, values: dict[str, Any]) -> pl.DataFrame:
@@ -416,9 +451,14 @@ def _tenants(ctx: _Ctx) -> _Versions:
     timezone = rng.integers(0, len(TIMEZONES), n)
     active = rng.random(n) < 0.9
     i = np.arange(n)
-    suffix = np.where(i >= len(COMPANIES), np.char.add(" ", (i // len(COMPANIES) + 1).astype(str)), "")
-    name = _eval(pl.concat_str("base", "suffix"),
-                 base=_pick_text(COMPANIES, i % len(COMPANIES)), suffix=suffix)
+    suffix = np.where(
+        i >= len(COMPANIES), np.char.add(" ", (i // len(COMPANIES) + 1).astype(str)), ""
+    )
+    name = _eval(
+        pl.concat_str("base", "suffix"),
+        base=_pick_text(COMPANIES, i % len(COMPANIES)),
+        suffix=suffix,
+    )
     slug = name.str.to_lowercase().str.replace_all(r"[^a-z0-9]+", "-").str.strip_chars("-")
     # Bigger and smaller tenants: the weight of each in customers, products and traffic.
     weight = rng.pareto(1.5, n) + 0.5
@@ -426,16 +466,22 @@ def _tenants(ctx: _Ctx) -> _Versions:
 
     def rows(r: np.ndarray, v: np.ndarray) -> dict[str, Any]:
         p = plan[r] + v  # version 1 is the upgrade
-        settings = _json(("currency", pl.col("cur"), True), ("timezone", pl.col("tz"), True),
-                         ("features", pl.col("feat"), False))
+        settings = _json(
+            ("currency", pl.col("cur"), True),
+            ("timezone", pl.col("tz"), True),
+            ("features", pl.col("feat"), False),
+        )
         return {
             "id": r + 1,
             "name": name.gather(r),
             "slug": slug.gather(r),
             "plan": _pick_text(list(TENANT_PLANS), p),
-            "settings": _eval(settings, cur=_pick_text(CURRENCIES, currency[r]),
-                              tz=_pick_text(TIMEZONES, timezone[r]),
-                              feat=_pick_text(PLAN_FEATURES, p)),
+            "settings": _eval(
+                settings,
+                cur=_pick_text(CURRENCIES, currency[r]),
+                tz=_pick_text(TIMEZONES, timezone[r]),
+                feat=_pick_text(PLAN_FEATURES, p),
+            ),
             "is_active": active[r],
             "created_at": times[r, 0],
             "updated_at": times[r, v],
@@ -460,21 +506,35 @@ def _customers(ctx: _Ctx) -> _Versions:
 
     fn, ln = rng.integers(0, len(FIRST), n), rng.integers(0, len(LAST), n)
     style = rng.choice(3, n, p=[0.94, 0.05, 0.01])  # "First Last", "Last, First", nickname
-    parts = {"f": _pick_text(FIRST, fn), "l": _pick_text(LAST, ln),
-             "nick": _pick_text(NICKNAMES, fn % len(NICKNAMES)), "style": style}
+    parts = {
+        "f": _pick_text(FIRST, fn),
+        "l": _pick_text(LAST, ln),
+        "nick": _pick_text(NICKNAMES, fn % len(NICKNAMES)),
+        "style": style,
+    }
     full_name = _eval(
-        pl.when(pl.col("style") == 1).then(pl.concat_str("l", pl.lit(", "), "f"))
-        .when(pl.col("style") == 2).then(pl.concat_str("f", pl.lit(' "'), "nick", pl.lit('" '), "l"))
+        pl.when(pl.col("style") == 1)
+        .then(pl.concat_str("l", pl.lit(", "), "f"))
+        .when(pl.col("style") == 2)
+        .then(pl.concat_str("f", pl.lit(' "'), "nick", pl.lit('" '), "l"))
         .otherwise(pl.concat_str("f", pl.lit(" "), "l")),
         **parts,
     )
     full_name = full_name.scatter(_pick(rng, n, 0.01, at_least=1), "")  # left blank in a form
     full_name = full_name.scatter(_pick(rng, n, 0.005), None)
     email = _eval(
-        pl.concat_str(pl.col("f").str.to_lowercase(), pl.lit("."),
-                      pl.col("l").str.to_lowercase().str.replace_all(r"[^a-zà-ÿ]", ""),
-                      pl.col("id").cast(pl.String), pl.lit("@"), pl.col("d")),
-        f=parts["f"], l=parts["l"], id=ids, d=_pick_text(DOMAINS, rng.integers(0, 3, n)),
+        pl.concat_str(
+            pl.col("f").str.to_lowercase(),
+            pl.lit("."),
+            pl.col("l").str.to_lowercase().str.replace_all(r"[^a-zà-ÿ]", ""),
+            pl.col("id").cast(pl.String),
+            pl.lit("@"),
+            pl.col("d"),
+        ),
+        f=parts["f"],
+        l=parts["l"],
+        id=ids,
+        d=_pick_text(DOMAINS, rng.integers(0, 3, n)),
     )
     # A few sign up twice in the same tenant: the silver layer warns about duplicate emails.
     by_tenant = np.lexsort((ids, tenant))
@@ -482,7 +542,7 @@ def _customers(ctx: _Ctx) -> _Versions:
     if len(same):
         dup = same[_pick(rng, len(same), 0.003, at_least=1)]
         email = email.scatter(by_tenant[dup], email.gather(by_tenant[dup - 1]))
-    country = pl.Series(_pick_text(COUNTRIES, rng.choice(len(COUNTRIES), n, p=COUNTRY_P)))
+    country = _pick_text(COUNTRIES, rng.choice(len(COUNTRIES), n, p=COUNTRY_P))
     country = country.scatter(_pick(rng, n, 0.02, at_least=1), None)
     segment = np.where(rng.random(n) < 0.8, "b2c", "b2b")
     newsletter = rng.random(n) < 0.4
@@ -490,16 +550,23 @@ def _customers(ctx: _Ctx) -> _Versions:
     ctx.shared["customers"] = {"born": times[:, 0], "tenant": tenant, "id": ids}
 
     def rows(r: np.ndarray, v: np.ndarray) -> dict[str, Any]:
-        attributes = _json(("segment", pl.col("seg"), True), ("newsletter", pl.col("nl"), False),
-                           ("source", pl.col("src"), True))
+        attributes = _json(
+            ("segment", pl.col("seg"), True),
+            ("newsletter", pl.col("nl"), False),
+            ("source", pl.col("src"), True),
+        )
         return {
             "id": ids[r],
             "tenant_id": tenant[r] + 1,
             "email": email.gather(r),
             "full_name": full_name.gather(r),
             "country": country.gather(r),
-            "attributes": _eval(attributes, seg=segment[r], nl=newsletter[r] ^ (v == 1),
-                                src=_pick_text(SOURCES, source[r])),
+            "attributes": _eval(
+                attributes,
+                seg=segment[r],
+                nl=newsletter[r] ^ (v == 1),
+                src=_pick_text(SOURCES, source[r]),
+            ),
             "created_at": times[r, 0],
             "updated_at": times[r, v],
         }
@@ -526,19 +593,30 @@ def _products(ctx: _Ctx) -> _Versions:
     ids = _ids_by(times[:, 0])
 
     list_price = np.clip(np.exp(rng.normal(np.log(30), 0.9, n)), 5, 499.5)
-    price0 = np.where(rng.random(n) < 0.5, np.floor(list_price) * 100 + 99,
-                      np.round(list_price * 100)).astype(np.int64)
+    price0 = np.where(
+        rng.random(n) < 0.5, np.floor(list_price) * 100 + 99, np.round(list_price * 100)
+    ).astype(np.int64)
     price1 = np.clip(np.round(price0 * rng.uniform(0.85, 1.15, n)), 500, 50_000).astype(np.int64)
     price = np.stack([price0, price1], 1)
     active = np.stack([rng.random(n) < 0.95, rng.random(n) < 0.9], 1)
-    name = pl.Series(np.char.add(np.char.add(_pick_text(ADJECTIVES, rng.integers(0, 10, n)), " "),
-                                 _pick_text(NOUNS, rng.integers(0, len(NOUNS), n))))
+    name = _eval(
+        pl.concat_str("a", pl.lit(" "), "b"),
+        a=_pick_text(ADJECTIVES, rng.integers(0, len(ADJECTIVES), n)),
+        b=_pick_text(NOUNS, rng.integers(0, len(NOUNS), n)),
+    )
     special = _pick(rng, n, 0.01, at_least=min(3, n))
     name = name.scatter(special, _pick_text(SPECIAL_NAMES, np.arange(len(special)) % 3))
-    category = pl.Series(_pick_text(CATEGORIES, rng.integers(0, len(CATEGORIES), n)))
+    category = _pick_text(CATEGORIES, rng.integers(0, len(CATEGORIES), n))
     category = category.scatter(_pick(rng, n, 0.01), "")  # uncategorized
-    sku = _eval(pl.format("SKU-{}-{}", pl.col("t").cast(pl.String).str.zfill(2),
-                          pl.col("id").cast(pl.String).str.zfill(6)), t=tenant + 1, id=ids)
+    sku = _eval(
+        pl.format(
+            "SKU-{}-{}",
+            pl.col("t").cast(pl.String).str.zfill(2),
+            pl.col("id").cast(pl.String).str.zfill(6),
+        ),
+        t=tenant + 1,
+        id=ids,
+    )
     ctx.shared["products"] = {"born": times[:, 0], "tenant": tenant, "id": ids, "price": price0}
 
     def rows(r: np.ndarray, v: np.ndarray) -> dict[str, Any]:
@@ -563,13 +641,19 @@ def _order_lifecycle(rng: np.random.Generator, born: np.ndarray):
     n = len(born)
     u = rng.random(n)
     cancelled, paid = u < 0.06, u >= 0.09
-    shipped = paid & (rng.random(n) < 0.97)
+    shipped = paid & (rng.random(n) < 0.99)
     delivered = shipped & (rng.random(n) < 0.95)
     refunded = delivered & (rng.random(n) < 0.05)
-    t1 = np.where(cancelled, born + rng.integers(10 * MIN, 2 * DAY, n),
-                  np.where(paid, born + rng.integers(MIN, 30 * MIN, n), NULL))
-    t2 = _later(t1, paid, np.where(shipped, rng.integers(6 * HOUR, 3 * DAY, n),
-                                   rng.integers(HOUR, 2 * DAY, n)))
+    t1 = np.where(
+        cancelled,
+        born + rng.integers(10 * MIN, 2 * DAY, n),
+        np.where(paid, born + rng.integers(MIN, 30 * MIN, n), NULL),
+    )
+    t2 = _later(
+        t1,
+        paid,
+        np.where(shipped, rng.integers(6 * HOUR, 3 * DAY, n), rng.integers(HOUR, 2 * DAY, n)),
+    )
     t3 = _later(t2, delivered, rng.integers(DAY, 5 * DAY, n))
     t4 = _later(t3, refunded, rng.integers(2 * DAY, 20 * DAY, n))
     return _compact(
@@ -581,12 +665,43 @@ def _order_lifecycle(rng: np.random.Generator, born: np.ndarray):
     )
 
 
+def _plan_items(ctx: _Ctx, ids, tenant, born, commit, deleted) -> np.ndarray:
+    """The items of each order (for `_order_items`): exactly the target count on live orders,
+    a few more on deleted ones, products of the order's tenant. Returns each order's total."""
+    rng, products = ctx.rng, ctx.shared["products"]
+    n = len(ids)
+    alive = deleted == NULL
+    n_alive, target = int(alive.sum()), ctx.count("core_orderitem")
+    base = 1 if target >= n_alive else 0
+    weight = rng.gamma(2.0, size=n_alive)
+    per_order = np.zeros(n, np.int64)
+    per_order[alive] = base + rng.multinomial(target - base * n_alive, weight / weight.sum())
+    per_order[~alive] = 1 + rng.poisson(2.2, n - n_alive)
+    of = np.repeat(np.arange(n), per_order)
+    k = np.arange(len(of)) - np.repeat(np.cumsum(per_order) - per_order, per_order)
+    product = _pick_parent(rng, products["born"], born[of], products["tenant"], tenant[of])
+    quantity = np.minimum(rng.geometric(0.55, len(of)), 8)
+    unit_price = products["price"][product]
+    ctx.shared["order_items"] = {
+        "order_id": ids[of],
+        "k": k,
+        "tenant": tenant[of],
+        "product_id": products["id"][product],
+        "quantity": quantity,
+        "unit_price": unit_price,
+        "born": born[of],
+        "commit": commit[of],
+        "deleted": deleted[of],
+    }
+    return np.bincount(of, weights=quantity * unit_price, minlength=n).round().astype(np.int64)
+
+
 def _orders(ctx: _Ctx) -> _Versions:
     """Orders, and the plan of their items (inserted and deleted in the order's transaction)."""
     rng = ctx.rng
     live = ctx.count("core_order")
     n = live + _n_deleted(live, 0.004)
-    customers, products = ctx.shared["customers"], ctx.shared["products"]
+    customers = ctx.shared["customers"]
     born = ctx.times(n)
     buyer = _pick_parent(rng, customers["born"], born)
     born = np.maximum(born, customers["born"][buyer] + MIN)
@@ -600,25 +715,7 @@ def _orders(ctx: _Ctx) -> _Versions:
     doomed = rng.choice(candidates, min(n - live, len(candidates)), replace=False)
     deleted[doomed] = ctx.after(np.maximum(commit[doomed, 0] + MIN, ctx.cdc_start))
 
-    # Items: exactly the target count on live orders, a few more on the deleted ones.
-    alive = deleted == NULL
-    n_alive, target = int(alive.sum()), ctx.count("core_orderitem")
-    base = 1 if target >= n_alive else 0
-    weight = rng.gamma(2.0, size=n_alive)
-    per_order = np.zeros(n, np.int64)
-    per_order[alive] = base + rng.multinomial(target - base * n_alive, weight / weight.sum())
-    per_order[~alive] = 1 + rng.poisson(2.2, n - n_alive)
-    of = np.repeat(np.arange(n), per_order)
-    k = np.arange(len(of)) - np.repeat(np.cumsum(per_order) - per_order, per_order)
-    product = _pick_parent(rng, products["born"], times[of, 0], products["tenant"], tenant[of])
-    quantity = np.minimum(rng.geometric(0.55, len(of)), 8)
-    unit_price = products["price"][product]
-    total = np.bincount(of, weights=quantity * unit_price, minlength=n).round().astype(np.int64)
-    ctx.shared["order_items"] = {
-        "order_id": ids[of], "k": k, "tenant": tenant[of], "product_id": products["id"][product],
-        "quantity": quantity, "unit_price": unit_price, "born": times[of, 0],
-        "commit": commit[of, 0], "deleted": deleted[of],
-    }
+    total = _plan_items(ctx, ids, tenant, times[:, 0], commit[:, 0], deleted)
     currency = ctx.shared["tenants"]["currency"]
 
     def rows(r: np.ndarray, v: np.ndarray) -> dict[str, Any]:
@@ -655,8 +752,14 @@ def _order_items(ctx: _Ctx) -> _Versions:
         }
 
     # Inserted right after their order, in its transaction; deleted with it (cascade).
-    return _Versions(times, rows, commit=it["commit"][:, None], sub=1 + it["k"],
-                     deleted=it["deleted"], delete_sub=it["k"])
+    return _Versions(
+        times,
+        rows,
+        commit=it["commit"][:, None],
+        sub=1 + it["k"],
+        deleted=it["deleted"],
+        delete_sub=it["k"],
+    )
 
 
 def _funnel(rng: np.random.Generator, n_events: int, n_sessions: int) -> dict[str, np.ndarray]:
@@ -675,30 +778,76 @@ def _funnel(rng: np.random.Generator, n_events: int, n_sessions: int) -> dict[st
     rank = np.array([FUNNEL_RANK.get(t, 0) for t in EVENT_TYPES])[etype]
     rank = np.where(etype == EVT["error"], rng.integers(0, 6, n_events), rank)
     etype = etype[np.lexsort((rank, session))]  # sessions are contiguous: reorder inside each
-    return {"session": session, "size": size, "first": first, "offset": offset, "type": etype,
-            "device": rng.integers(0, len(DEVICES), n_events),
-            "referrer": rng.integers(0, len(REFERRERS), n_events),
-            "product": rng.integers(1, 1000, n_events),
-            "error": rng.integers(0, len(ERRORS), n_events)}
+    return {
+        "session": session,
+        "size": size,
+        "first": first,
+        "offset": offset,
+        "type": etype,
+        "device": rng.integers(0, len(DEVICES), n_events),
+        "referrer": rng.integers(0, len(REFERRERS), n_events),
+        "product": rng.integers(1, 1000, n_events),
+        "error": rng.integers(0, len(ERRORS), n_events),
+    }
+
+
+@functools.cache
+def _property_documents() -> pl.Series:
+    """Every distinct event `properties` document, indexed by `_property_key`: a few hundred
+    thousand events then cost one gather instead of building each JSON text."""
+    grid = np.meshgrid(
+        np.arange(len(EVENT_TYPES)),
+        np.arange(len(DEVICES)),
+        np.arange(len(REFERRERS)),
+        np.arange(1000),
+        indexing="ij",
+    )
+    kind_i, device_i, referrer_i, detail = (g.ravel() for g in grid)
+    kind = pl.col("type")
+    path = (
+        pl.when(kind == "product_view")
+        .then(pl.concat_str(pl.lit("/products/"), pl.col("detail").cast(pl.String)))
+        .otherwise(kind.replace_strict(EVENT_PATHS))
+    )
+    error = (
+        pl.when(kind == "error")
+        .then(
+            pl.concat_str(
+                pl.lit(', "error": {"code": '),
+                "code",
+                pl.lit(', "message": "'),
+                pl.col("message").str.replace_all('"', '\\"', literal=True),
+                pl.lit('"}'),
+            )
+        )
+        .otherwise(pl.lit(""))
+    )
+    base = _json(
+        ("path", path, True),
+        ("device", pl.col("device"), True),
+        ("referrer", pl.col("referrer"), True),
+    )
+    error_i = detail % len(ERRORS)
+    return _eval(
+        pl.concat_str(base.str.strip_suffix("}"), error, pl.lit("}")),
+        type=_pick_text(list(EVENT_TYPES), kind_i),
+        detail=detail,
+        device=_pick_text(DEVICES, device_i),
+        referrer=_pick_text(REFERRERS, referrer_i),
+        code=_pick_text([c for c, _ in ERRORS], error_i),
+        message=_pick_text([m for _, m in ERRORS], error_i),
+    )
 
 
 def _properties(f: dict[str, np.ndarray], r: np.ndarray) -> pl.Series:
-    kind = pl.col("type")
-    path = (pl.when(kind == "product_view")
-            .then(pl.concat_str(pl.lit("/products/"), pl.col("product").cast(pl.String)))
-            .otherwise(kind.replace_strict(EVENT_PATHS)))
-    error = pl.when(kind == "error").then(pl.concat_str(
-        pl.lit(', "error": {"code": '), "code", pl.lit(', "message": "'),
-        pl.col("message").str.replace_all('"', '\\"', literal=True), pl.lit('"}'),
-    )).otherwise(pl.lit(""))
-    base = _json(("path", path, True), ("device", pl.col("device"), True),
-                 ("referrer", pl.col("referrer"), True))
-    expr = pl.concat_str(base.str.strip_suffix("}"), error, pl.lit("}"))
-    return _eval(expr, type=_pick_text(list(EVENT_TYPES), f["type"][r]), product=f["product"][r],
-                 device=_pick_text(DEVICES, f["device"][r]),
-                 referrer=_pick_text(REFERRERS, f["referrer"][r]),
-                 code=_pick_text([c for c, _ in ERRORS], f["error"][r]),
-                 message=_pick_text([m for _, m in ERRORS], f["error"][r]))
+    kind = f["type"][r]
+    detail = np.where(
+        kind == EVT["product_view"],
+        f["product"][r],
+        np.where(kind == EVT["error"], f["error"][r], 0),
+    )
+    key = ((kind * len(DEVICES) + f["device"][r]) * len(REFERRERS) + f["referrer"][r]) * 1000
+    return _property_documents().gather(key + detail)
 
 
 def _events(ctx: _Ctx) -> _Versions:
@@ -762,12 +911,17 @@ def _subscriptions(ctx: _Ctx) -> _Versions:
     recovered = late & (rng.random(n) < 0.5)
     quit_ = ~abandoned & ~late & (rng.random(n) < 0.15)
     due = start + rng.integers(20, 40, n) * DAY
-    settle_after_due = due + np.where(recovered, rng.integers(1, 5, n), rng.integers(3, 10, n)) * DAY
+    settle_after_due = (
+        due + np.where(recovered, rng.integers(1, 5, n), rng.integers(3, 10, n)) * DAY
+    )
     status, times = _compact(
         (np.where(trial, SUB["trialing"], SUB["active"]), born),
         (np.where(abandoned, SUB["canceled"], SUB["active"]), np.where(trial, start, NULL)),
         (SUB["past_due"], np.where(late, due, NULL)),
-        (np.where(recovered, SUB["active"], SUB["canceled"]), np.where(late, settle_after_due, NULL)),
+        (
+            np.where(recovered, SUB["active"], SUB["canceled"]),
+            np.where(late, settle_after_due, NULL),
+        ),
         (SUB["canceled"], np.where(quit_, start + rng.integers(5, 60, n) * DAY, NULL)),
     )
     times, start = ctx.settle(times), ctx.settle(start)
@@ -776,8 +930,14 @@ def _subscriptions(ctx: _Ctx) -> _Versions:
     seats = np.where(plan == 2, rng.integers(1, 6, n), 1)
     mrr = PLAN_PRICE_CENTS[plan] * seats * np.where(rng.random(n) < 0.2, 80, 100) // 100
     tenant, customer = customers["tenant"][who], customers["id"][who]
-    ctx.shared["subscriptions"] = {"id": ids, "born": times[:, 0], "start": start, "mrr": mrr,
-                                   "tenant": tenant, "customer": customer}
+    ctx.shared["subscriptions"] = {
+        "id": ids,
+        "born": times[:, 0],
+        "start": start,
+        "mrr": mrr,
+        "tenant": tenant,
+        "customer": customer,
+    }
 
     def rows(r: np.ndarray, v: np.ndarray) -> dict[str, Any]:
         st, t = status[r, v], times[r, v]
@@ -801,15 +961,20 @@ def _invoices(ctx: _Ctx) -> _Versions:
     """(draft ->) open -> paid with paid_at, or void, or uncollectible after the due date."""
     rng, n = ctx.rng, ctx.count("core_invoice")
     subs = ctx.shared["subscriptions"]
-    sub = rng.integers(0, len(subs["id"]), n)
-    born = ctx.after(subs["born"][sub] + MIN)
+    # Paying subscriptions are invoiced: pick one that had started by then.
+    born = ctx.times(n)
+    sub = _pick_parent(rng, subs["start"], born)
+    born = np.maximum(born, subs["start"][sub] + MIN)
     draft = rng.random(n) < 0.25
     issued = np.where(draft, born + rng.integers(10 * MIN, 2 * HOUR, n), born)
     due = issued + np.where(rng.random(n) < 0.7, 14, 30) * DAY
     u = rng.random(n)
     paid_at = issued + MIN + np.minimum(rng.exponential(4 * DAY, n).astype(np.int64), 25 * DAY)
-    end = np.select([u < 0.75, u < 0.79, u < 0.82],
-                    [paid_at, issued + rng.integers(1, 10, n) * DAY, due + 15 * DAY], NULL)
+    end = np.select(
+        [u < 0.75, u < 0.79, u < 0.82],
+        [paid_at, issued + rng.integers(1, 10, n) * DAY, due + 15 * DAY],
+        NULL,
+    )
     end_status = np.select([u < 0.75, u < 0.79], [INV["paid"], INV["void"]], INV["uncollectible"])
     status, times = _compact(
         (np.where(draft, INV["draft"], INV["open"]), born),
@@ -818,9 +983,11 @@ def _invoices(ctx: _Ctx) -> _Versions:
     )
     times, issued, due = ctx.settle(times), ctx.settle(issued), ctx.settle(due)
     ids = _ids_by(times[:, 0])
-    # Trial periods are invoiced at 0.00; some invoices add usage on top of the plan.
-    amount = np.where(issued >= subs["start"][sub], subs["mrr"][sub], 0)
-    amount += np.where(rng.random(n) < 0.15, amount * rng.uniform(0, 0.5, n), 0).astype(np.int64)
+    # The plan's price; some invoices add usage on top.
+    amount = subs["mrr"][sub]
+    amount = amount + np.where(rng.random(n) < 0.15, amount * rng.uniform(0, 0.5, n), 0).astype(
+        np.int64
+    )
 
     def rows(r: np.ndarray, v: np.ndarray) -> dict[str, Any]:
         st, t = status[r, v], times[r, v]
@@ -870,8 +1037,9 @@ def _text_expr(col: Column) -> pl.Expr:
     if col.type == PgType.NUMERIC:  # cents -> 123.45
         a = c.abs()
         sign = pl.when(c < 0).then(pl.lit("-")).otherwise(pl.lit(""))
-        text = pl.concat_str(sign, (a // 100).cast(pl.String), pl.lit("."),
-                             (a % 100).cast(pl.String).str.zfill(2))
+        text = pl.concat_str(
+            sign, (a // 100).cast(pl.String), pl.lit("."), (a % 100).cast(pl.String).str.zfill(2)
+        )
         return pl.when(c != NULL).then(text).alias(col.name)
     if col.type == PgType.TIMESTAMPTZ:
         return _ts_text(pl.when(c != NULL).then(c)).alias(col.name)
@@ -881,6 +1049,12 @@ def _text_expr(col: Column) -> pl.Expr:
 def _seq_text(prefix: pl.Expr, counter: pl.Expr) -> pl.Expr:
     """$AR_H_CHANGE_SEQ: 14 digits of commit second and a 21-digit change counter."""
     return pl.concat_str(prefix, counter.cast(pl.String).str.zfill(21))
+
+
+# _dms_seq of a numbered CDC record; empty in LOAD rows.
+_SEQ = pl.when(pl.col("_ctr") > 0).then(
+    _seq_text(_ts_text(pl.col("_ts"), "%Y%m%d%H%M%S"), pl.col("_ctr"))
+)
 
 
 def _csv_frame(table: SourceTable, text: pl.DataFrame) -> pl.DataFrame:
@@ -897,7 +1071,9 @@ def _write(path: Path, frame: pl.DataFrame, gz: bool) -> Path:
     buf = io.BytesIO()
     frame.write_csv(buf, include_header=False, quote_style="necessary")
     data = buf.getvalue()
-    path.write_bytes(gzip.compress(data, mtime=0) if gz else data)  # mtime=0: reproducible
+    path.write_bytes(
+        gzip.compress(data, compresslevel=6, mtime=0) if gz else data
+    )  # mtime=0: reproducible
     return path
 
 
@@ -907,24 +1083,33 @@ def _cdc_name(ms: int) -> str:
     return t.strftime("%Y%m%d-%H%M%S") + f"{t.microsecond // 1000:03d}"
 
 
-def _dirty(rng: np.random.Generator, table: SourceTable, text: pl.DataFrame, rate: float):
-    """Spoil the final version of about `rate` of the live rows (see `_DIRTY`)."""
-    spec = _DIRTY.get(table.name)
-    if spec is None or rate <= 0 or text.is_empty():
-        return text
-    column, bad = spec
-    last = (
-        text.select(*table.primary_key, "_op", "_ctr").with_row_index("_r")
-        .sort("_ctr", maintain_order=True)
-        .group_by(table.primary_key, maintain_order=True).last()
-        .filter(pl.col("_op") != "D").sort("_r")
+def _dirty_rows(
+    rng: np.random.Generator, table: SourceTable, recs: pl.DataFrame, rate: float
+) -> np.ndarray:
+    """About `rate` of the live rows, by the record holding their final version (records are
+    in change order: the LOAD rows, then the CDC records by seq)."""
+    if table.name not in _DIRTY or rate <= 0 or recs.is_empty():
+        return np.zeros(0, np.int64)
+    key = (
+        pl.struct(table.primary_key) if len(table.primary_key) > 1 else pl.col(table.primary_key[0])
     )
-    rows = last["_r"].to_numpy()
+    final = recs.select(key.is_last_distinct() & (pl.col("_op") != "D")).to_series()
+    rows = np.flatnonzero(final.to_numpy())
+    if len(rows) == 0:
+        return rows
+    return np.sort(rng.choice(rows, min(len(rows), max(1, round(rate * len(rows)))), replace=False))
+
+
+def _bad_values(rng: np.random.Generator, table: SourceTable, n: int) -> pl.Series:
+    column, bad = _DIRTY.get(table.name, ("", (None,)))
+    return pl.Series(column, bad, dtype=pl.String).gather(rng.integers(0, len(bad), n))
+
+
+def _spoil(table: SourceTable, text: pl.DataFrame, rows: np.ndarray, values: pl.Series):
+    """Put bad values (see `_DIRTY`) in some records, for the silver layer to quarantine."""
     if len(rows) == 0:
         return text
-    pick = np.sort(rng.choice(rows, min(len(rows), max(1, round(rate * len(rows)))), replace=False))
-    values = pl.Series(column, bad, dtype=pl.String).gather(rng.integers(0, len(bad), len(pick)))
-    return text.with_columns(text[column].scatter(pick, values))
+    return text.with_columns(text[values.name].scatter(rows, values))
 
 
 def _file_bounds(ctx: _Ctx) -> np.ndarray:
@@ -938,8 +1123,15 @@ def _file_bounds(ctx: _Ctx) -> np.ndarray:
     return bounds[np.minimum(into_day, DAY - into_day) >= 15 * MIN]
 
 
-def _write_table(ctx: _Ctx, root: Path, index: int, table: SourceTable, parts: _Parts,
-                 dirty_rate: float, gzip_every: int) -> tuple[TableSummary, int, int]:
+def _write_table(
+    ctx: _Ctx,
+    root: Path,
+    index: int,
+    table: SourceTable,
+    parts: _Parts,
+    dirty_rate: float,
+    gzip_every: int,
+) -> tuple[TableSummary, int, int]:
     """Write one table's LOAD and CDC files; also the min business time and max commit time."""
     load = parts.load()
     n_load = load.height
@@ -947,27 +1139,40 @@ def _write_table(ctx: _Ctx, root: Path, index: int, table: SourceTable, parts: _
     load_ts = ctx.load0 + SEC + index * (LOAD_MINUTES * MIN // (len(SOURCE_TABLES) + 1))
     load_ts += int(ctx.rng.integers(0, 5 * SEC))
     chunk = np.arange(n_load) // LOAD_FILE_ROWS
-    load = load.with_columns(_op=pl.lit("I"), _ts=pl.Series(load_ts + chunk * 1_500_000),
-                             _sub=pl.lit(0, pl.Int64), _ctr=pl.lit(0, pl.Int64))
-    recs = pl.concat([load, parts.cdc], how="diagonal")
+    load = load.with_columns(
+        _op=pl.lit("I"),
+        _ts=pl.Series(load_ts + chunk * 1_500_000),
+        _sub=pl.lit(0, pl.Int64),
+        _ctr=pl.lit(0, pl.Int64),
+    )
+    recs = pl.concat([load, parts.cdc], how="diagonal")  # in change order: LOAD, then by seq
     del load
     business = recs.filter(pl.col(table.partition_column) != NULL)[table.partition_column].min()
     last_commit = parts.cdc["_ts"].max() if parts.cdc.height else load_ts
+    dirty = _dirty_rows(ctx.rng, table, recs, dirty_rate)
+    bad = _bad_values(ctx.rng, table, len(dirty))
 
-    text = recs.select("_op", "_ts", "_ctr", *[_text_expr(c) for c in table.columns])
-    del recs
-    text = _dirty(ctx.rng, table, text, dirty_rate)
-    seq = _seq_text(_ts_text(pl.col("_ts"), "%Y%m%d%H%M%S"), pl.col("_ctr"))
-    out = _csv_frame(table, text.with_columns(_seq=pl.when(pl.col("_ctr") > 0).then(seq)))
+    def csv(a: int, b: int) -> pl.DataFrame:
+        """Records a..b as CSV fields (text is made in parts: a whole table's would be big)."""
+        inside = (dirty >= a) & (dirty < b)
+        text = recs.slice(a, b - a).select(
+            "_op", "_ts", "_ctr", *[_text_expr(c) for c in table.columns]
+        )
+        text = _spoil(table, text, dirty[inside] - a, bad.filter(inside))
+        return _csv_frame(table, text.with_columns(_seq=_SEQ))
 
     folder = root / table.landing_folder
     folder.mkdir(parents=True, exist_ok=True)
-    files = 0
-    for c in range(-(-n_load // LOAD_FILE_ROWS)):
-        start = c * LOAD_FILE_ROWS
-        _write(folder / f"LOAD{c + 1:08X}.csv", out.slice(start, min(LOAD_FILE_ROWS, n_load - start)), False)
-        files += 1
-    cdc_ts = text["_ts"].to_numpy()[n_load:]
+    n_files = -(-n_load // LOAD_FILE_ROWS)
+    for c in range(n_files):
+        _write(
+            folder / f"LOAD{c + 1:08X}.csv",
+            csv(c * LOAD_FILE_ROWS, min(n_load, (c + 1) * LOAD_FILE_ROWS)),
+            False,
+        )
+
+    cdc = csv(n_load, recs.height)
+    cdc_ts = parts.cdc["_ts"].to_numpy()
     bucket = np.searchsorted(_file_bounds(ctx), cdc_ts, side="right")
     starts = np.flatnonzero(np.diff(bucket, prepend=-1))
     ends = np.append(starts[1:], len(cdc_ts)).astype(np.int64)
@@ -977,9 +1182,9 @@ def _write_table(ctx: _Ctx, root: Path, index: int, table: SourceTable, parts: _
     name_ms = np.maximum.accumulate(name_ms - k) + k
     for i, (a, b, ms) in enumerate(zip(starts, ends, name_ms)):
         gz = gzip_every > 0 and (i + 1) % gzip_every == 0
-        _write(folder / f"{_cdc_name(ms)}.csv{'.gz' if gz else ''}", out.slice(n_load + a, b - a), gz)
-        files += 1
-    summary = TableSummary(table.name, files, n_load, len(cdc_ts), parts.live)
+        _write(folder / f"{_cdc_name(ms)}.csv{'.gz' if gz else ''}", cdc.slice(a, b - a), gz)
+    n_files += len(starts)
+    summary = TableSummary(table.name, n_files, n_load, len(cdc_ts), parts.live)
     return summary, business, last_commit
 
 
@@ -1038,8 +1243,14 @@ def generate_landing_zone(
     root = Path(root)
     _prepare(root, overwrite)
     load0 = _us(load_date)
-    ctx = _Ctx(np.random.default_rng(seed), scale, load0 - history_days * DAY, load0,
-               load0 + LOAD_MINUTES * MIN, load0 + cdc_days * DAY)
+    ctx = _Ctx(
+        np.random.default_rng(seed),
+        scale,
+        load0 - history_days * DAY,
+        load0,
+        load0 + LOAD_MINUTES * MIN,
+        load0 + cdc_days * DAY,
+    )
     built = []
     for table in SOURCE_TABLES:
         hook = _HOOKS.get(table.name)
@@ -1056,8 +1267,15 @@ def generate_landing_zone(
         summaries.append(summary)
         first.append(business)
         last.append(commit)
-    return GenerationSummary(root, scale, seed, tuple(summaries), _date(min(first)),
-                             _date(max(last)), time.perf_counter() - started)
+    return GenerationSummary(
+        root,
+        scale,
+        seed,
+        tuple(summaries),
+        _date(min(first)),
+        _date(max(last)),
+        time.perf_counter() - started,
+    )
 
 
 # --------------------------------------------------------------------------- incremental drops
@@ -1073,8 +1291,11 @@ def _read_records(paths: list[Path], table: SourceTable) -> pl.DataFrame:
         data = path.read_bytes()
         data = gzip.decompress(data) if path.name.endswith(".gz") else data
         if data.strip():
-            frames.append(pl.read_csv(io.BytesIO(data), has_header=False, new_columns=names,
-                                      infer_schema=False))
+            frames.append(
+                pl.read_csv(
+                    io.BytesIO(data), has_header=False, new_columns=names, infer_schema=False
+                )
+            )
     empty = pl.DataFrame(schema={n: pl.String for n in names})
     return pl.concat([empty, *frames])
 
@@ -1098,124 +1319,211 @@ def _max_seq(root: Path) -> int:
     best = 0
     for table in SOURCE_TABLES:
         files = _landing_files(root / table.landing_folder)
-        seqs = _read_records(files[-1:], table)["_seq"].drop_nulls() if files else pl.Series([], dtype=pl.String)
+        seqs = (
+            _read_records(files[-1:], table)["_seq"].drop_nulls()
+            if files
+            else pl.Series([], dtype=pl.String)
+        )
         seqs = seqs.filter(seqs.str.contains(r"^[0-9]+$"))
         if len(seqs):
             best = max(best, int(seqs.str.zfill(40).max()))
     return best
 
 
-def write_cdc_drop(root: str | Path, scale: float, seed: int, when: datetime,
-                   fraction: float = 0.01) -> list[Path]:
-    """Land one more CDC file per affected table, named by `when`, with about `fraction` of
-    the source's rows changing just before `when`: new orders with their items, status
-    updates of recent orders, new events, and a deleted order (with its items) and event.
-    Ids continue from the landed data and every `_dms_seq` is above the highest landed one.
-    Returns the written paths."""
-    root = Path(root)
-    when_us = _us(when)
-    rng = np.random.default_rng([seed, when_us // 1000])
-    name = f"{_cdc_name(when_us // 1000)}.csv"
-    order_t, item_t, event_t = (TABLES_BY_NAME[n] for n in ("core_order", "core_orderitem", "core_event"))
-    for table in (order_t, item_t, event_t):
-        if (root / table.landing_folder / name).exists():
-            raise FileExistsError(f"{table.landing_folder}/{name} has landed already")
-    orders = _recent(root, order_t)
-    items = _recent(root, item_t)
-    events = _recent(root, event_t)
-    if orders.is_empty() or items.is_empty() or events.is_empty():
-        raise ValueError(f"{root} holds no orders, items or events: generate it first")
+@dataclass
+class _Drop:
+    """The changes of one incremental drop, table by table, as CSV text columns."""
 
-    def commits(n: int) -> np.ndarray:
-        return np.sort(rng.integers(when_us - 5 * MIN, when_us - 2 * SEC, n))
+    rng: np.random.Generator
+    when: int  # µs; every change commits in the 5 minutes before it
+    scale: float
+    fraction: float
+    changes: dict[str, list[pl.DataFrame]] = field(default_factory=dict)
 
-    def n_of(table: str) -> int:
-        return max(1, round(fraction * expected_live_rows(table, scale)))
+    def commits(self, n: int) -> np.ndarray:
+        return np.sort(self.rng.integers(self.when - 5 * MIN, self.when - 2 * SEC, n))
 
-    def text(table: SourceTable, frame: pl.DataFrame, op: str, ts: np.ndarray, sub=0) -> pl.DataFrame:
-        return frame.with_columns(_op=pl.lit(op), _ts=pl.Series(ts, dtype=pl.Int64),
-                                  _sub=pl.Series(np.broadcast_to(np.asarray(sub, np.int64), len(ts))))
+    def size(self, table: str) -> int:
+        return max(1, round(self.fraction * expected_live_rows(table, self.scale)))
 
-    def typed(table: SourceTable, values: dict[str, Any]) -> pl.DataFrame:
-        return _frame(table, values).select([_text_expr(c) for c in table.columns])
+    def add(self, table: SourceTable, frame: pl.DataFrame, op: str, ts: np.ndarray, sub: Any = 0):
+        self.changes.setdefault(table.name, []).append(
+            frame.with_columns(
+                _op=pl.lit(op),
+                _ts=pl.Series(ts, dtype=pl.Int64),
+                _sub=pl.Series(np.broadcast_to(np.asarray(sub, np.int64), len(ts))),
+            )
+        )
 
-    alive = pl.col("_op") != "D"
-    changes: dict[str, list[pl.DataFrame]] = {order_t.name: [], item_t.name: [], event_t.name: []}
+    def insert(self, table: SourceTable, values: dict[str, Any], ts: np.ndarray, sub: Any = 0):
+        text = _frame(table, values).select([_text_expr(c) for c in table.columns])
+        self.add(table, text, "I", ts, sub)
 
-    # Status updates of recent orders; one recent pending order is deleted with its items.
-    movable = orders.filter(alive & pl.col("status").is_in(list(_NEXT_STATUS))).sort(pl.col("id").cast(pl.Int64))
-    n_upd = min(movable.height, n_of("core_order"))
+
+_ALIVE = pl.col("_op") != "D"
+
+
+def _drop_order_moves(d: _Drop, orders: pl.DataFrame, items: pl.DataFrame) -> None:
+    """Recent orders move one status on; one pending order is deleted with its items."""
+    order_t, item_t = TABLES_BY_NAME["core_order"], TABLES_BY_NAME["core_orderitem"]
+    movable = orders.filter(_ALIVE & pl.col("status").is_in(list(_NEXT_STATUS))).sort(
+        pl.col("id").cast(pl.Int64)
+    )
     chosen = np.zeros(movable.height, bool)
-    chosen[rng.choice(movable.height, n_upd, replace=False)] = True
-    ts = commits(n_upd)
-    upd = movable.filter(pl.Series(chosen)).with_columns(
+    chosen[
+        d.rng.choice(movable.height, min(movable.height, d.size("core_order")), replace=False)
+    ] = True
+    ts = d.commits(int(chosen.sum()))
+    moved = movable.filter(pl.Series(chosen)).with_columns(
         status=pl.col("status").replace_strict(_NEXT_STATUS),
         updated_at=_ts_text(pl.lit(pl.Series(ts - 1_000))),
     )
-    changes[order_t.name].append(text(order_t, upd.select(order_t.column_names), "U", ts))
+    d.add(order_t, moved.select(order_t.column_names), "U", ts)
     rest = movable.filter(~pl.Series(chosen))
+    pending = rest.filter(pl.col("status") == "pending")
+    rest = pending if pending.height else rest
     if rest.height:
-        victim = rest.row(int(rng.integers(rest.height)), named=True)["id"]
-        t = commits(1)
-        doomed = items.filter(alive & (pl.col("order_id") == victim)).sort(pl.col("id").cast(pl.Int64))
-        changes[item_t.name].append(text(item_t, doomed.select("id"), "D", np.repeat(t, doomed.height),
-                                         np.arange(doomed.height)))
-        changes[order_t.name].append(text(order_t, pl.DataFrame({"id": [victim]}), "D", t, 1_000_000))
+        victim = rest["id"][int(d.rng.integers(rest.height))]
+        ts = d.commits(1)
+        doomed = items.filter(_ALIVE & (pl.col("order_id") == victim)).sort(
+            pl.col("id").cast(pl.Int64)
+        )
+        d.add(
+            item_t, doomed.select("id"), "D", np.repeat(ts, doomed.height), np.arange(doomed.height)
+        )
+        d.add(order_t, pl.DataFrame({"id": [victim]}), "D", ts, 1_000_000)  # after its items
 
-    # New orders of recent buyers, with items of products their tenant sold recently.
-    products = (items.filter(alive).select(pl.col("tenant_id", "product_id").cast(pl.Int64),
-                                           pl.col("unit_price").cast(pl.Float64))
-                .drop_nulls().unique("product_id", keep="last", maintain_order=True))
-    buyers = (orders.filter(alive).select(pl.col("tenant_id", "customer_id").cast(pl.Int64, strict=False), "currency")
-              .drop_nulls().unique(maintain_order=True))
+
+def _drop_new_orders(d: _Drop, orders: pl.DataFrame, items: pl.DataFrame) -> None:
+    """New pending orders of recent buyers, with items of products their tenant sold lately,
+    each order inserted with its items in one transaction."""
+    order_t, item_t = TABLES_BY_NAME["core_order"], TABLES_BY_NAME["core_orderitem"]
+    products = (
+        items.filter(_ALIVE)
+        .select(
+            pl.col("tenant_id", "product_id").cast(pl.Int64), pl.col("unit_price").cast(pl.Float64)
+        )
+        .drop_nulls()
+        .unique("product_id", keep="last", maintain_order=True)
+    )
+    buyers = (
+        orders.filter(_ALIVE)
+        .select(pl.col("tenant_id", "customer_id").cast(pl.Int64, strict=False), "currency")
+        .drop_nulls()
+        .unique(maintain_order=True)
+    )
     sellers = buyers.filter(pl.col("tenant_id").is_in(products["tenant_id"].implode()))
     buyers = sellers if sellers.height else buyers
-    n_new = n_of("core_order")
-    ts = commits(n_new)
-    b = buyers[rng.integers(0, buyers.height, n_new)]
-    per_order = 1 + rng.poisson(2.2, n_new)
-    of = np.repeat(np.arange(n_new), per_order)
+    n = d.size("core_order")
+    ts = d.commits(n)
+    buyer = buyers[d.rng.integers(0, buyers.height, n)]
+    per_order = 1 + d.rng.poisson(2.2, n)
+    of = np.repeat(np.arange(n), per_order)
     k = np.arange(len(of)) - np.repeat(np.cumsum(per_order) - per_order, per_order)
-    tenant = b["tenant_id"].to_numpy()
-    p = _pick_parent(rng, np.zeros(products.height, np.int64), np.ones(len(of), np.int64),
-                     products["tenant_id"].to_numpy(), tenant[of])
+    tenant = buyer["tenant_id"].to_numpy()
+    p = _pick_parent(
+        d.rng,
+        np.zeros(products.height, np.int64),
+        np.ones(len(of), np.int64),
+        products["tenant_id"].to_numpy(),
+        tenant[of],
+    )
     price = np.round(products["unit_price"].to_numpy()[p] * 100).astype(np.int64)
-    quantity = np.minimum(rng.geometric(0.55, len(of)), 8)
-    order_ids = orders["id"].cast(pl.Int64).max() + 1 + np.arange(n_new)
-    created = ts - rng.integers(1_000, 50_000, n_new)
-    changes[order_t.name].append(text(order_t, typed(order_t, {
-        "id": order_ids, "tenant_id": tenant, "customer_id": b["customer_id"],
-        "status": np.full(n_new, "pending"), "currency": b["currency"],
-        "total_amount": np.bincount(of, quantity * price, n_new).round().astype(np.int64),
-        "created_at": created, "updated_at": created}), "I", ts))
-    changes[item_t.name].append(text(item_t, typed(item_t, {
-        "id": items["id"].cast(pl.Int64).max() + 1 + np.arange(len(of)), "tenant_id": tenant[of],
-        "order_id": order_ids[of], "product_id": products["product_id"].to_numpy()[p],
-        "quantity": quantity, "unit_price": price, "created_at": created[of],
-        "updated_at": created[of]}), "I", ts[of], 1 + k))
+    quantity = np.minimum(d.rng.geometric(0.55, len(of)), 8)
+    ids = orders["id"].cast(pl.Int64).max() + 1 + np.arange(n)
+    created = ts - d.rng.integers(1_000, 50_000, n)
+    d.insert(
+        order_t,
+        {
+            "id": ids,
+            "tenant_id": tenant,
+            "customer_id": buyer["customer_id"],
+            "status": np.full(n, "pending"),
+            "currency": buyer["currency"],
+            "total_amount": np.bincount(of, quantity * price, n).round().astype(np.int64),
+            "created_at": created,
+            "updated_at": created,
+        },
+        ts,
+    )
+    d.insert(
+        item_t,
+        {
+            "id": items["id"].cast(pl.Int64).max() + 1 + np.arange(len(of)),
+            "tenant_id": tenant[of],
+            "order_id": ids[of],
+            "product_id": products["product_id"].to_numpy()[p],
+            "quantity": quantity,
+            "unit_price": price,
+            "created_at": created[of],
+            "updated_at": created[of],
+        },
+        ts[of],
+        1 + k,
+    )
 
-    # New events of recent visitors; one recent event is deleted.
-    n_ev = n_of("core_event")
-    f = _funnel(rng, n_ev, max(1, n_ev // 4))
-    visitors = events.filter(alive).select(pl.col("tenant_id", "customer_id").cast(pl.Int64, strict=False))
-    visitors = visitors.filter(pl.col("tenant_id").is_not_null())
-    v = visitors[rng.integers(0, visitors.height, len(f["size"]))]
-    ts = np.sort(commits(len(f["session"])))
-    r = np.arange(n_ev)
-    changes[event_t.name].append(text(event_t, typed(event_t, {
-        "id": events["id"].cast(pl.Int64).max() + 1 + r,
-        "tenant_id": v["tenant_id"].gather(f["session"]),
-        "customer_id": v["customer_id"].gather(f["session"]).fill_null(NULL),
-        "session_id": _tokens(rng, len(f["size"])).gather(f["session"]),
-        "event_type": _pick_text(list(EVENT_TYPES), f["type"]),
-        "properties": _properties(f, r), "occurred_at": ts - 500}), "I", ts))
-    gone = events.filter(alive)["id"].sort()
-    changes[event_t.name].append(text(event_t, pl.DataFrame({"id": [gone[int(rng.integers(len(gone)))]]}),
-                                      "D", commits(1)))
-    return _land_drop(root, name, changes, _max_seq(root))
+
+def _drop_events(d: _Drop, events: pl.DataFrame) -> None:
+    """New sessions of recent visitors' tenants (and customers); one recent event deleted."""
+    event_t = TABLES_BY_NAME["core_event"]
+    n = d.size("core_event")
+    f = _funnel(d.rng, n, max(1, n // 4))
+    visitors = (
+        events.filter(_ALIVE)
+        .select(pl.col("tenant_id", "customer_id").cast(pl.Int64, strict=False))
+        .filter(pl.col("tenant_id").is_not_null())
+    )
+    visitor = visitors[d.rng.integers(0, visitors.height, len(f["size"]))]
+    ts = d.commits(n)
+    r = np.arange(n)
+    d.insert(
+        event_t,
+        {
+            "id": events["id"].cast(pl.Int64).max() + 1 + r,
+            "tenant_id": visitor["tenant_id"].gather(f["session"]),
+            "customer_id": visitor["customer_id"].gather(f["session"]).fill_null(NULL),
+            "session_id": _tokens(d.rng, len(f["size"])).gather(f["session"]),
+            "event_type": _pick_text(list(EVENT_TYPES), f["type"]),
+            "properties": _properties(f, r),
+            "occurred_at": ts - 500,
+        },
+        ts,
+    )
+    ids = events.filter(_ALIVE)["id"].sort()
+    d.add(event_t, pl.DataFrame({"id": [ids[int(d.rng.integers(len(ids)))]]}), "D", d.commits(1))
 
 
-def _land_drop(root: Path, name: str, changes: dict[str, list[pl.DataFrame]], max_seq: int) -> list[Path]:
+def write_cdc_drop(
+    root: str | Path, scale: float, seed: int, when: datetime, fraction: float = 0.01
+) -> list[Path]:
+    """Land one more CDC file per affected table (orders, items, events), named by `when`,
+    with about `fraction` of the source's rows changing in the minutes before `when`: status
+    updates of recent orders, new orders with their items, new events, a deleted order (with
+    its items) and a deleted event. What exists is read from the landed files (the last day
+    of them); ids continue from there and every `_dms_seq` is above the highest landed one.
+    Returns the written paths."""
+    root = Path(root)
+    when_us = _us(when)
+    name = f"{_cdc_name(when_us // 1000)}.csv"
+    order_t, item_t, event_t = (
+        TABLES_BY_NAME[n] for n in ("core_order", "core_orderitem", "core_event")
+    )
+    for table in (order_t, item_t, event_t):
+        if (root / table.landing_folder / name).exists():
+            raise FileExistsError(f"{table.landing_folder}/{name} has landed already")
+    orders, items, events = (_recent(root, t) for t in (order_t, item_t, event_t))
+    if orders.is_empty() or items.is_empty() or events.is_empty():
+        raise ValueError(f"{root} holds no orders, items or events: generate it first")
+    d = _Drop(np.random.default_rng([seed, when_us // 1000]), when_us, scale, fraction)
+    _drop_order_moves(d, orders, items)
+    _drop_new_orders(d, orders, items)
+    _drop_events(d, events)
+    return _land_drop(root, name, d.changes, _max_seq(root))
+
+
+def _land_drop(
+    root: Path, name: str, changes: dict[str, list[pl.DataFrame]], max_seq: int
+) -> list[Path]:
     """Number the drop's changes in commit order above `max_seq` and write one file per table."""
     frames = {t: pl.concat(fs, how="diagonal") for t, fs in changes.items()}
     numbered = dict(zip(frames, _number_changes(list(frames.values()))))
@@ -1226,8 +1534,10 @@ def _land_drop(root: Path, name: str, changes: dict[str, list[pl.DataFrame]], ma
     for table_name, frame in numbered.items():
         table = TABLES_BY_NAME[table_name]
         second = _ts_text(pl.col("_ts"), "%Y%m%d%H%M%S").cast(pl.Int64)
-        seq = _seq_text(pl.max_horizontal(second, pl.lit(prefix, pl.Int64)).cast(pl.String).str.zfill(14),
-                        pl.col("_ctr") + counter)
+        seq = _seq_text(
+            pl.max_horizontal(second, pl.lit(prefix, pl.Int64)).cast(pl.String).str.zfill(14),
+            pl.col("_ctr") + counter,
+        )
         out = _csv_frame(table, frame.with_columns(_seq=seq))
         paths.append(_write(root / table.landing_folder / name, out, False))
     return paths
