@@ -416,3 +416,10 @@ def test_small_scale_is_fast(tmp_path):
     started = time.perf_counter()
     generate_landing_zone(tmp_path, scale=SCALE)
     assert time.perf_counter() - started < 3
+
+
+def test_tiny_scale_still_writes_every_table(tmp_path):
+    summary = generate_landing_zone(tmp_path, scale=0.0001, cdc_days=1)
+    assert [t.live_rows for t in summary.tables] == [3, 1, 1, 5, 15, 29, 1, 1]
+    for table in SOURCE_TABLES:
+        assert len(_replay(tmp_path, table)) == summary.table(table.name).live_rows

@@ -70,10 +70,21 @@ class TableRead:
     ignored: list[str]  # entries in the table folder that are not landing files
 
 
+@dataclass
+class _LandedFile:
+    file: LandingFile
+    content: FileBytes
+    split: SplitFile
+    skip_header: bool
+
+
 def read_table(store: LandingStore, table: SourceTable, ingested_at: datetime) -> TableRead:
-    """Read every landing file of `table`; files landed twice (same name, same content) once."""
+    """Read every landing file of `table`; files landed twice (same name, same content) once.
+
+    Files are split one by one (numpy over their bytes), then all their records are picked
+    apart and validated together, so the cost per file stays small."""
     files, ignored = store.list_files(table.landing_folder)
-    changes, rejects, manifest = [], [], []
+    landed: list[_LandedFile] = []
     seen: dict[tuple[str, str], str] = {}
     for file in sorted(files, key=lambda f: f.order_key):
         try:
@@ -85,84 +96,75 @@ def read_table(store: LandingStore, table: SourceTable, ingested_at: datetime) -
             ignored.append(f"{file.path}: same content as {seen[(stem, content.sha256)]}, landed twice")
             continue
         seen[(stem, content.sha256)] = file.path
-        c, r, m = read_file(file, content, table)
-        changes.append(c)
-        rejects.append(r)
-        manifest.append(m)
-    schema = change_schema(table)
-    changes_df = _concat(changes, {k: schema[k] for k in list(schema)[:-1]}).with_columns(
-        pl.lit(ingested_at, UTC_DATETIME).alias("_ingested_at")
-    )
-    rejects_df = _fill_reject_dates(_concat(rejects, REJECT_SCHEMA), changes_df)
-    return TableRead(changes_df, rejects_df, _concat(manifest, MANIFEST_SCHEMA), ignored)
+        split = split_records(content.data)
+        if content.problem and split.n_records and not content.data.endswith(b"\n"):
+            split.error[-1] = f"{content.problem}: the stream ends inside this record"
+        landed.append(_LandedFile(file, content, split, bool(split.n_records) and _is_header(split, table)))
 
-
-def read_file(
-    file: LandingFile, content: FileBytes, table: SourceTable
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    split = split_records(content.data)
-    if content.problem and split.n_records and not content.data.endswith(b"\n"):
-        split.error[-1] = f"{content.problem}: the stream ends inside this record"
-    records = _records_frame(split, file, table)
+    records = _records_frame(landed, table)
     con = connect()
     try:
         con.register("records", records)
         checked = con.sql(_validation_sql(table)).pl()
     finally:
         con.close()
-    ok = checked.filter(pl.col("reason").is_null())
-    bad = checked.filter(pl.col("reason").is_not_null())
-
-    changes = ok.select(list(change_schema(table))[:-1]).cast(
-        {k: v for k, v in change_schema(table).items() if k != "_ingested_at"}
+    schema = change_schema(table)
+    changes = (
+        checked.filter(pl.col("reason").is_null())
+        .select(list(schema)[:-1])
+        .cast({k: v for k, v in schema.items() if k != "_ingested_at"})
+        .with_columns(pl.lit(ingested_at, UTC_DATETIME).alias("_ingested_at"))
     )
-    rejects = _rejects(bad, split, file, table)
-    rejects = pl.concat([rejects, _stream_problem(content, split, file, table)])
-    manifest = pl.DataFrame(
-        {
-            "table_name": [table.name],
-            "_source_file": [file.path],
-            "size_bytes": [file.size],
-            "sha256": [content.sha256],
-            "records": [len(records)],
-            "changes": [len(changes)],
-            "rejects": [len(rejects)],
-            "min_commit_ts": [changes["_commit_ts"].min()],
-            "max_commit_ts": [changes["_commit_ts"].max()],
-            "note": [content.problem],
-        },
-        schema=MANIFEST_SCHEMA,
+    rejects = pl.concat(
+        [
+            _rejects(checked.filter(pl.col("reason").is_not_null()), landed, table),
+            *(_stream_problem(f, table) for f in landed if f.content.problem),
+        ]
     )
-    return changes, rejects, manifest
+    rejects = _fill_reject_dates(rejects, changes)
+    return TableRead(changes, rejects, _manifest(landed, table, records, changes, rejects), ignored)
 
 
-def _records_frame(split: SplitFile, file: LandingFile, table: SourceTable) -> pl.DataFrame:
-    """One row per record: Op, commit ts, columns, seq (as text) picked by its field count."""
+def _records_frame(landed: list[_LandedFile], table: SourceTable) -> pl.DataFrame:
+    """One row per record of every file: Op, commit ts, columns, seq (as text) picked by the
+    record's field count."""
     n = len(table.columns)
     n_trailing = len(table.trailing_columns)
-    nf, ff = split.n_fields, split.first_field
-    values = split.values
+    parts_nf, parts_ff, parts_file, parts_row, parts_rec, errors, values = [], [], [], [], [], [], []
+    offset = 0
+    for i, f in enumerate(landed):
+        sp = f.split
+        rows = np.arange(int(f.skip_header), sp.n_records)
+        parts_nf.append(sp.n_fields[rows])
+        parts_ff.append(sp.first_field[rows] + offset)
+        parts_file.append(np.full(len(rows), i, dtype=np.int64))
+        parts_row.append(np.arange(1, len(rows) + 1, dtype=np.int64))
+        parts_rec.append(rows)
+        errors.extend(sp.error[r] for r in rows)
+        values.append(sp.values)
+        offset += len(sp.values)
+    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)  # noqa: E731
+    nf, ff, file_idx = cat(parts_nf), cat(parts_ff), cat(parts_file)
+    all_values = pl.concat(values, rechunk=True) if values else pl.Series("value", [], pl.String)
+    is_load = np.array([f.file.is_load for f in landed], dtype=bool)[file_idx] if len(file_idx) else np.zeros(0, bool)
 
-    rows = np.arange(split.n_records)
-    if split.n_records and _is_header(split, table):
-        rows = rows[1:]
-    nf, ff = nf[rows], ff[rows]
     with_op = (nf == n + 3) | ((n_trailing > 0) & (nf == n + 3 + n_trailing))
-    without_op = (nf == n + 2) & file.is_load
+    without_op = (nf == n + 2) & is_load
     shape_ok = with_op | without_op
     base = ff + with_op.astype(np.int64)  # index of _dms_commit_ts
 
     def pick(index: np.ndarray, present: np.ndarray) -> pl.Series:
-        safe = np.where(present, index, 0)
-        picked = values.gather(safe) if len(values) else pl.Series([], dtype=pl.String)
-        return pl.select(pl.when(pl.Series(present)).then(picked)).to_series()
+        if not len(all_values):
+            return pl.Series([None] * len(index), dtype=pl.String)
+        picked = all_values.gather(np.where(present, index, 0))
+        return pl.select(pl.when(pl.Series(present, dtype=pl.Boolean)).then(picked)).to_series()
 
     cols: dict[str, pl.Series] = {
-        "_csv_error": pl.Series([split.error[i] for i in rows], dtype=pl.String),
+        "_csv_error": pl.Series(errors, dtype=pl.String),
         "_n_fields": pl.Series(nf, dtype=pl.Int64),
-        "_shape_ok": pl.Series(shape_ok),
+        "_shape_ok": pl.Series(shape_ok, dtype=pl.Boolean),
         "_op": pl.select(
-            pl.when(pl.Series(without_op)).then(pl.lit("I")).otherwise(pick(ff, with_op))
+            pl.when(pl.Series(without_op, dtype=pl.Boolean)).then(pl.lit("I")).otherwise(pick(ff, with_op))
         ).to_series(),
         "_commit_ts_text": pick(base, shape_ok),
     }
@@ -172,12 +174,42 @@ def _records_frame(split: SplitFile, file: LandingFile, table: SourceTable) -> p
     has_trailing = with_op & (nf > n + 3)
     for k, name in enumerate(table.trailing_columns):
         cols[name] = pick(base + 2 + n + k, has_trailing)
-    cols["_record"] = pl.Series(rows, dtype=pl.Int64)  # index into the split file
-    frame = pl.DataFrame({k: v.alias(k) for k, v in cols.items()})
-    return frame.with_columns(
-        pl.lit(file.path).alias("_source_file"),
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_source_row"),
+    cols["_file"] = pl.Series(file_idx, dtype=pl.Int64)
+    cols["_record"] = pl.Series(cat(parts_rec), dtype=pl.Int64)  # index into the split file
+    cols["_source_row"] = pl.Series(cat(parts_row), dtype=pl.Int64)
+    paths = pl.Series([f.file.path for f in landed], dtype=pl.String)
+    cols["_source_file"] = paths.gather(file_idx) if len(file_idx) else pl.Series([], dtype=pl.String)
+    return pl.DataFrame({k: v.alias(k) for k, v in cols.items()})
+
+
+def _manifest(landed, table, records, changes, rejects) -> pl.DataFrame:
+    """One row per file: what was read and where it went."""
+    files = pl.DataFrame(
+        {
+            "_source_file": [f.file.path for f in landed],
+            "size_bytes": [f.file.size for f in landed],
+            "sha256": [f.content.sha256 for f in landed],
+            "note": [f.content.problem for f in landed],
+        },
+        schema={"_source_file": pl.String, "size_bytes": pl.Int64, "sha256": pl.String, "note": pl.String},
     )
+    counts = records.group_by("_source_file").len("records")
+    span = changes.group_by("_source_file").agg(
+        pl.len().alias("changes"),
+        pl.col("_commit_ts").min().alias("min_commit_ts"),
+        pl.col("_commit_ts").max().alias("max_commit_ts"),
+    )
+    bad = rejects.group_by("_source_file").len("rejects")
+    out = (
+        files.join(counts, on="_source_file", how="left")
+        .join(span, on="_source_file", how="left")
+        .join(bad, on="_source_file", how="left")
+        .with_columns(
+            pl.lit(table.name).alias("table_name"),
+            pl.col("records", "changes", "rejects").fill_null(0),
+        )
+    )
+    return out.select(list(MANIFEST_SCHEMA)).cast(MANIFEST_SCHEMA)
 
 
 def _is_header(split: SplitFile, table: SourceTable) -> bool:
@@ -198,7 +230,7 @@ def _validation_sql(table: SourceTable) -> str:
     ts = parse_sql("_commit_ts_text", PgType.TIMESTAMPTZ)
     columns = ", ".join(quote_ident(c) for c in [*table.column_names, *table.trailing_columns])
     return f"""
-        SELECT {columns}, _op, {ts} AS _commit_ts, _seq, _source_file, _source_row, _record,
+        SELECT {columns}, _op, {ts} AS _commit_ts, _seq, _source_file, _source_row, _file, _record,
           CASE
             WHEN _csv_error IS NOT NULL THEN _csv_error
             WHEN NOT _shape_ok THEN 'wrong column count: expected {expected} fields '
@@ -211,12 +243,17 @@ def _validation_sql(table: SourceTable) -> str:
               || coalesce('''' || _commit_ts_text || '''', 'empty')
           END AS reason
         FROM records
-        ORDER BY _source_row
     """
 
 
-def _rejects(bad: pl.DataFrame, split: SplitFile, file: LandingFile, table: SourceTable):
-    raw = split.raw_text(bad["_record"].to_numpy()) if len(bad) else []
+def _rejects(bad: pl.DataFrame, landed: list[_LandedFile], table: SourceTable) -> pl.DataFrame:
+    bad = bad.sort("_file", "_record")
+    raw: list[str] = []
+    cdc_dates: list[str | None] = []
+    for (file_idx,), group in bad.group_by(["_file"], maintain_order=True):
+        f = landed[file_idx]
+        raw.extend(f.split.raw_text(group["_record"].to_numpy()))
+        cdc_dates.extend([f.file.cdc_date] * len(group))
     return pl.DataFrame(
         {
             "table_name": pl.Series([table.name] * len(bad), dtype=pl.String),
@@ -225,33 +262,27 @@ def _rejects(bad: pl.DataFrame, split: SplitFile, file: LandingFile, table: Sour
             "reason": bad["reason"],
             "raw_text": pl.Series(raw, dtype=pl.String),
             "_commit_ts": bad["_commit_ts"],
-            "_partition_date": pl.Series([None] * len(bad), dtype=pl.Date),
+            "_partition_date": pl.Series(cdc_dates, dtype=pl.String).str.to_date(strict=False),
         },
         schema=REJECT_SCHEMA,
-    ).with_columns(
-        pl.coalesce(
-            pl.col("_commit_ts").dt.date(),
-            pl.lit(file.cdc_date, pl.String).str.to_date(strict=False),
-        ).alias("_partition_date")
-    )
+    ).with_columns(pl.coalesce(pl.col("_commit_ts").dt.date(), "_partition_date").alias("_partition_date"))
 
 
-def _stream_problem(content: FileBytes, split: SplitFile, file: LandingFile, table: SourceTable):
+def _stream_problem(f: _LandedFile, table: SourceTable) -> pl.DataFrame:
     """A damaged or truncated gzip stream: say so as a reject, so the loss is visible."""
-    if content.problem is None:
-        return pl.DataFrame(schema=REJECT_SCHEMA)
+    n = f.split.n_records
     return pl.DataFrame(
         {
             "table_name": [table.name],
-            "_source_file": [file.path],
-            "_source_row": [split.n_records + 1],
-            "reason": [f"{content.problem}: records after row {split.n_records} are missing"],
+            "_source_file": [f.file.path],
+            "_source_row": [n + 1],
+            "reason": [f"{f.content.problem}: records after row {n} are missing"],
             "raw_text": [""],
             "_commit_ts": [None],
             "_partition_date": [None],
         },
         schema=REJECT_SCHEMA,
-    ).with_columns(pl.lit(file.cdc_date, pl.String).str.to_date(strict=False).alias("_partition_date"))
+    ).with_columns(pl.lit(f.file.cdc_date, pl.String).str.to_date(strict=False).alias("_partition_date"))
 
 
 def _fill_reject_dates(rejects: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
@@ -276,10 +307,3 @@ def _fill_reject_dates(rejects: pl.DataFrame, changes: pl.DataFrame) -> pl.DataF
             pl.lit(fallback, pl.Date),
         ).alias("_partition_date")
     ).select(list(REJECT_SCHEMA))
-
-
-def _concat(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return pl.DataFrame(schema=schema)
-    return pl.concat(frames, how="vertical_relaxed").cast(schema)

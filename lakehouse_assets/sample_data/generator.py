@@ -850,6 +850,18 @@ def _properties(f: dict[str, np.ndarray], r: np.ndarray) -> pl.Series:
     return _property_documents().gather(key + detail)
 
 
+def _night_owls(ctx: _Ctx, f: dict[str, np.ndarray], occurred: np.ndarray) -> None:
+    """Move one session across each midnight of the CDC (its first event before, the second
+    after), so that some CDC files hold changes of two dates."""
+    midnights = ctx.load0 + DAY * np.arange(1, (ctx.cdc_end - ctx.load0) // DAY)
+    multi = np.flatnonzero(f["size"] >= 2)
+    owls = ctx.rng.choice(multi, min(len(midnights), len(multi)), replace=False)
+    start = np.full(len(f["size"]), NULL)
+    start[owls] = midnights[: len(owls)] - f["offset"][f["first"][owls] + 1] // 2
+    owl = start[f["session"]] != NULL
+    occurred[owl] = start[f["session"]][owl] + f["offset"][owl]
+
+
 def _events(ctx: _Ctx) -> _Versions:
     rng = ctx.rng
     live = ctx.count("core_event")
@@ -865,14 +877,7 @@ def _events(ctx: _Ctx) -> _Versions:
     tenant = np.where(known, customers["tenant"][who], anonymous_tenant)
     customer = np.where(known, customers["id"][who], NULL)
     occurred = ctx.settle(np.minimum(start[f["session"]] + f["offset"], ctx.cdc_end - 2 * SEC))
-    # Night owls: one session across each midnight of the CDC, so some files span two dates.
-    midnights = ctx.load0 + DAY * np.arange(1, (ctx.cdc_end - ctx.load0) // DAY)
-    multi = np.flatnonzero(f["size"] >= 2)
-    owls = rng.choice(multi, min(len(midnights), len(multi)), replace=False)
-    owl_start = np.full(n_sessions, NULL)
-    owl_start[owls] = midnights[: len(owls)] - f["offset"][f["first"][owls] + 1] // 2
-    owl = owl_start[f["session"]] != NULL
-    occurred[owl] = owl_start[f["session"]][owl] + f["offset"][owl]
+    _night_owls(ctx, f, occurred)
     times = occurred[:, None]
     ids = _ids_by(occurred)
     deleted = np.full(n, NULL)
@@ -1175,7 +1180,7 @@ def _write_table(
     cdc_ts = parts.cdc["_ts"].to_numpy()
     bucket = np.searchsorted(_file_bounds(ctx), cdc_ts, side="right")
     starts = np.flatnonzero(np.diff(bucket, prepend=-1))
-    ends = np.append(starts[1:], len(cdc_ts)).astype(np.int64)
+    ends = np.append(starts[1:], len(cdc_ts))[: len(starts)].astype(np.int64)
     # Written a few seconds to a minute after the newest change inside; names never repeat.
     name_ms = cdc_ts[ends - 1] // 1000 + ctx.rng.integers(3_000, 60_000, len(starts))
     k = np.arange(len(starts))
