@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 import duckdb
 import polars as pl
-from dagster import InputContext, OutputContext, TableColumn, TableSchema
+from dagster import InputContext, OutputContext
 from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.storage.db_io_manager import (
     DbIOManager,
@@ -154,11 +154,9 @@ class PolarsTypeHandler(DbTypeHandler[pl.DataFrame]):
             connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM __frame").fetchall()
         total = connection.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
         connection.unregister("__frame")
-        return {
-            "dagster/partition_row_count": len(obj),
-            "dagster/row_count": total,
-            "dagster/column_schema": polars_table_schema(obj.schema),
-        }
+        # The column schema is definition metadata (from the declarations); repeating it here
+        # would be serialized into every partition's materialization event.
+        return {"dagster/partition_row_count": len(obj), "dagster/row_count": total}
 
     @staticmethod
     def _refuse_rows_outside(connection, table_slice: TableSlice, exists: bool) -> None:
@@ -195,10 +193,6 @@ class PolarsTypeHandler(DbTypeHandler[pl.DataFrame]):
     @property
     def supported_types(self):
         return [pl.DataFrame]
-
-
-def polars_table_schema(schema: pl.Schema | dict) -> TableSchema:
-    return TableSchema(columns=[TableColumn(name=n, type=str(t)) for n, t in schema.items()])
 
 
 class LakehouseDuckDBIOManager(DuckDBIOManager):
