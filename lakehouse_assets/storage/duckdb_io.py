@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -96,10 +97,13 @@ class LakehouseDuckDbClient(DuckDbClient):
     @contextmanager
     def connect(context, _table_slice) -> Iterator[duckdb.DuckDBPyConnection]:
         config = {"custom_user_agent": "lakehouse_assets", **context.resource_config["connection_config"]}
+        database = context.resource_config["database"]
+        if database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has none
         conn = backoff(
             fn=duckdb.connect,
             retry_on=(RuntimeError, duckdb.IOException),
-            kwargs={"database": context.resource_config["database"], "config": config},
+            kwargs={"database": database, "config": config},
             max_retries=30,
             delay_generator=(min(0.2 * 1.5**i, 5.0) for i in range(100)),
         )
