@@ -287,23 +287,22 @@ def _stream_problem(f: _LandedFile, table: SourceTable) -> pl.DataFrame:
 
 def _fill_reject_dates(rejects: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
     """A reject without a readable commit ts is filed under the nearest readable record of its
-    file, else its CDC file's date, else the table's earliest commit date."""
+    file; in a file with none, under its CDC name's date but never after the table's latest
+    commit (a span that covers the zone's commits then covers its rejects too)."""
     if rejects.is_empty():
         return rejects
-    near = (
-        changes.select("_source_file", "_source_row", pl.col("_commit_ts").dt.date().alias("d"))
-        .sort("_source_file", "_source_row")
-    )
-    table_first = changes["_commit_ts"].min()
-    fallback = table_first.date() if table_first is not None else None
+    near = changes.select(
+        "_source_file", "_source_row", pl.col("_commit_ts").dt.date().alias("near")
+    ).sort("_source_file", "_source_row")
+    latest = changes["_commit_ts"].max()
+    latest_day = pl.lit(latest.date() if latest is not None else None, pl.Date)
     joined = rejects.sort("_source_file", "_source_row").join_asof(
         near, on="_source_row", by="_source_file", strategy="nearest", check_sortedness=False
     )
     return joined.with_columns(
         pl.coalesce(
             pl.col("_commit_ts").dt.date(),
-            pl.col("d"),
-            pl.col("_partition_date"),
-            pl.lit(fallback, pl.Date),
+            "near",
+            pl.min_horizontal("_partition_date", latest_day),  # _partition_date: CDC name date
         ).alias("_partition_date")
     ).select(list(REJECT_SCHEMA))
