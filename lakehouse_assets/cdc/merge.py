@@ -45,17 +45,16 @@ class SilverResult:
     quarantine: pl.DataFrame  # landed text + change metadata + _dq_reason, _partition_date
 
 
+def comparable_sql(name: str, pg_type: PgType) -> str:
+    """A key column as compared: the parsed value when it parses (so '007' is 7), else the text."""
+    ident = quote_ident(name)
+    if pg_type is PgType.TEXT:
+        return ident
+    return f"coalesce(CAST({parse_sql(ident, pg_type)} AS VARCHAR), {ident})"
+
+
 def key_sql(table: SourceTable) -> list[str]:
-    """The key as compared: the parsed value when it parses (so '007' is 7), else the text."""
-    out = []
-    for name in table.primary_key:
-        col = table.column(name)
-        ident = quote_ident(name)
-        if col.type is PgType.TEXT:
-            out.append(ident)
-        else:
-            out.append(f"coalesce(CAST({parse_sql(ident, col.type)} AS VARCHAR), {ident})")
-    return out
+    return [comparable_sql(name, table.column(name).type) for name in table.primary_key]
 
 
 def latest_sql(table: SourceTable, source: str = "changes") -> str:

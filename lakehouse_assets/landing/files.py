@@ -22,6 +22,7 @@ class LandingFile:
     path: str  # relative to the landing root, '/'-separated: public/core_order/LOAD00000001.csv
     size: int
     etag: str = ""  # S3 ETag, or size+mtime locally: enough to notice a re-landed file
+    modified: float = 0.0  # when it landed (epoch seconds): S3 LastModified, or the mtime
 
     @property
     def name(self) -> str:
@@ -86,8 +87,14 @@ class LocalLandingStore:
                 ignored.append(f"{rel}: not a regular file")
             else:
                 st = entry.stat()
-                files.append(LandingFile(rel, st.st_size, f"{st.st_size}-{st.st_mtime_ns}"))
+                files.append(
+                    LandingFile(rel, st.st_size, f"{st.st_size}-{st.st_mtime_ns}", st.st_mtime)
+                )
         return files, ignored
+
+    def checksum(self, file: LandingFile) -> str:
+        """sha256 of the landed bytes: the same file landed again is recognised."""
+        return hashlib.sha256(self.read_bytes(file)).hexdigest()
 
     def read_bytes(self, file: LandingFile) -> bytes:
         path = (Path(self.root) / file.path).resolve()

@@ -1,0 +1,1 @@
+"""Sensors and schedules: the landing sensor, the daily run, run-failure visibility."""
