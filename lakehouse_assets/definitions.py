@@ -9,10 +9,19 @@ from lakehouse_assets.assets.gold import gold_assets
 from lakehouse_assets.assets.silver import silver_assets
 from lakehouse_assets.checks.warnings import warning_checks
 from lakehouse_assets.resources import resources_for_environment
+from lakehouse_assets.sensors.landing import landing_sensor
+from lakehouse_assets.sensors.operations import (
+    daily_refresh,
+    freshness_checks,
+    gold_freshness_sensor,
+    run_failure_report,
+)
 
 defs = Definitions(
     assets=[bronze_landing, *silver_assets, *gold_assets],
-    asset_checks=warning_checks,
+    asset_checks=[*warning_checks, *freshness_checks],
+    sensors=[landing_sensor, gold_freshness_sensor, run_failure_report],
+    schedules=[daily_refresh],
     resources=resources_for_environment(),
     # One process writes the DuckDB file at a time: steps of a run go one after another.
     executor=in_process_executor,

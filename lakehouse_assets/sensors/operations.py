@@ -1,0 +1,147 @@
+"""Running the lakehouse day to day: a daily refresh for days without CDC, gold freshness
+against the landing zone, and run failures made visible."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+from dagster import (
+
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetSelection,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SensorEvaluationContext,
+    SensorResult,
+    asset_check,
+    run_failure_sensor,
+    schedule,
+    sensor,
+)
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from lakehouse_assets.assets.gold import GOLD_TABLES
+from lakehouse_assets.landing.files import LandingStore
+from lakehouse_assets.partitions import daily_partitions
+from lakehouse_assets.resources.landing import LandingZone
+from lakehouse_assets.sources import SOURCE_TABLES
+
+FRESHNESS_CHECK = "fresh_against_landing"
+
+
+def freshness_threshold() -> timedelta:
+    return timedelta(minutes=float(os.environ.get("LAKEHOUSE_FRESHNESS_MINUTES", "15")))
+
+
+@schedule(
+    name="daily_refresh",
+    cron_schedule="30 0 * * *",
+    execution_timezone="UTC",
+    target=AssetSelection.all(),
+    default_status=DefaultScheduleStatus.RUNNING,
+    description=(
+        "Every day at 00:30 UTC: yesterday and today for every asset, so days without CDC "
+        "still get the gold rows the contract says exist (subscription_mrr, segments)."
+    ),
+)
+def daily_refresh(context: ScheduleEvaluationContext):
+    today = context.scheduled_execution_time.astimezone(timezone.utc).date()
+    first = max(today - timedelta(days=1), datetime.fromisoformat(
+        daily_partitions.get_first_partition_key()).date())
+    return RunRequest(
+        run_key=f"daily_refresh_{today}",
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: today.isoformat(),
+        },
+    )
+
+
+def newest_landing(store: LandingStore) -> datetime | None:
+    times = [f.modified for t in SOURCE_TABLES for f in store.list_files(t.landing_folder)[0]]
+    return datetime.fromtimestamp(max(times), timezone.utc) if times else None
+
+
+def freshness(instance, store: LandingStore, key: AssetKey) -> tuple[bool, dict]:
+    """Gold is stale when the newest landed file is newer than its last materialization by
+    more than the threshold (LAKEHOUSE_FRESHNESS_MINUTES, default 15)."""
+    landed = newest_landing(store)
+    event = instance.get_latest_materialization_event(key)
+    updated = datetime.fromtimestamp(event.timestamp, timezone.utc) if event else None
+    lag = (landed - updated) if landed and updated else None
+    fresh = landed is None or (lag is not None and lag <= freshness_threshold())
+    return fresh, {
+        "newest_landed_file": str(landed),
+        "last_materialized": str(updated),
+        "lag_seconds": round(lag.total_seconds(), 1) if lag is not None else None,
+        "threshold_minutes": freshness_threshold().total_seconds() / 60,
+    }
+
+
+def _freshness_check(key: AssetKey):
+    @asset_check(
+        asset=key,
+        name=FRESHNESS_CHECK,
+        description="WARN when the newest landing file is newer than this table by more than "
+        "LAKEHOUSE_FRESHNESS_MINUTES (default 15); also evaluated every minute by a sensor",
+        blocking=False,
+    )
+    def _check(context, landing: LandingZone) -> AssetCheckResult:
+        fresh, metadata = freshness(context.instance, landing.store(), key)
+        return AssetCheckResult(passed=fresh, severity=AssetCheckSeverity.WARN, metadata=metadata)
+
+    return _check
+
+
+freshness_checks = [_freshness_check(t.key) for t in GOLD_TABLES]
+
+
+@sensor(
+    name="gold_freshness_sensor",
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Evaluates the gold freshness checks against the landing zone every minute.",
+)
+def gold_freshness_sensor(context: SensorEvaluationContext, landing: LandingZone):
+    store = landing.store()
+    events = []
+    for table in GOLD_TABLES:
+        fresh, metadata = freshness(context.instance, store, table.key)
+        events.append(
+            AssetCheckEvaluation(
+                asset_key=table.key,
+                check_name=FRESHNESS_CHECK,
+                passed=fresh,
+                metadata={k: v for k, v in metadata.items() if v is not None},
+                severity=AssetCheckSeverity.WARN,
+            )
+        )
+    return SensorResult(asset_events=events)
+
+
+@run_failure_sensor(
+    name="run_failure_report",
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Logs every failed run with its failed steps, so failures show on this sensor.",
+)
+def run_failure_report(context: RunFailureSensorContext):
+    failed = [e.step_key for e in context.get_step_failure_events()]
+    context.log.error(
+        f"run {context.dagster_run.run_id} ({context.dagster_run.job_name}) failed; "
+        f"steps: {', '.join(failed) or 'none (failed before any step)'}; "
+        f"partitions: {context.dagster_run.tags.get(ASSET_PARTITION_RANGE_START_TAG, '-')}"
+        f"...{context.dagster_run.tags.get(ASSET_PARTITION_RANGE_END_TAG, '-')}; "
+        f"{context.failure_event.message}"
+    )
+
+
