@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: set up, generate the sample DMS landing zone if it is
-# missing, backfill every bronze/silver/gold partition of it in one run, then open the Dagster
-# UI (webserver + daemon) on http://127.0.0.1:3000.
-#   SCALE=0.1 bash scripts/run.sh     a smaller sample (default 1: the source's volume)
-#   SKIP_BACKFILL=1 bash scripts/run.sh   only start the UI
+# missing, and open the Dagster UI (webserver + daemon, sensors on) on http://127.0.0.1:3000.
+# The landing sensor's first tick materializes every bronze/silver/gold partition of the zone
+# in one run; every file dropped into the landing zone afterwards refreshes gold on its own.
+#   SCALE=0.1 bash scripts/run.sh    a smaller sample (default 1: the source's volume)
+#   BACKFILL=1 bash scripts/run.sh   backfill from the command line first
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -20,14 +21,13 @@ if [ ! -d "$LAKEHOUSE_LANDING_URI/public" ]; then
   .venv/bin/lakehouse-generate --root "$LAKEHOUSE_LANDING_URI" --scale "${SCALE:-1}"
 fi
 
-if [ -z "${SKIP_BACKFILL:-}" ] && [ ! -f "$LAKEHOUSE_DUCKDB_PATH" ]; then
+if [ -n "${BACKFILL:-}" ] && [ ! -f "$LAKEHOUSE_DUCKDB_PATH" ]; then
+  # Optional: backfill from the command line before the UI starts. By default the landing
+  # sensor does it: its first tick finds every file new and requests one run for the span.
   RANGE=$($PY -m lakehouse_assets.landing.span "$LAKEHOUSE_LANDING_URI")
-  echo "== backfilling $RANGE into $LAKEHOUSE_DUCKDB_PATH (one run; progress below)"
-  start=$(date +%s)
+  echo "== backfilling $RANGE into $LAKEHOUSE_DUCKDB_PATH (one run)"
   .venv/bin/dagster asset materialize -m lakehouse_assets.definitions --select '*' \
-    --partition-range "$RANGE" 2>&1 | grep --line-buffered -E "INFO|STEP_SUCCESS|FAILURE|ERROR" \
-    | sed -u -E 's/^.* - (dagster|lakehouse_assets) - //' || true
-  echo "== backfill finished in $(( $(date +%s) - start )) s"
+    --partition-range "$RANGE"
 fi
 
 echo "== Dagster UI on http://127.0.0.1:3000 (Ctrl-C stops it)"
