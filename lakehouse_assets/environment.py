@@ -45,3 +45,15 @@ def partitions_start() -> date:
         return date.fromisoformat(raw)
     except ValueError as exc:
         raise ValueError(f"LAKEHOUSE_PARTITIONS_START must be YYYY-MM-DD, not {raw!r}") from exc
+
+
+def sdk_setting(name: str) -> EnvVar | None:
+    """An AWS SDK variable (AWS_REGION, ...) for resource config: None leaves it to the SDK."""
+    return EnvVar(name) if os.environ.get(name) else None
+
+
+def required_setting(name: str, why: str) -> EnvVar:
+    """A variable without a default that the environment in force needs."""
+    if not os.environ.get(name):
+        raise ValueError(f"{name} must be set {why}")
+    return EnvVar(name)
