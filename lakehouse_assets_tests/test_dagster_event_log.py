@@ -1,0 +1,151 @@
+"""The local instance's event log (lakehouse_assets/storage/dagster_event_log.py) stores exactly
+what Dagster's own SQLite event log stores: the same runs, over both, leave the same events,
+materialized and failed partitions, asset records and check records. It only writes faster."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetKey,
+    BackfillPolicy,
+    DagsterInstance,
+    DailyPartitionsDefinition,
+    MaterializeResult,
+    asset,
+    asset_check,
+    materialize,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from lakehouse_assets.storage.dagster_event_log import LakehouseSqliteEventLogStorage
+
+DAYS = DailyPartitionsDefinition(start_date="2024-12-01", end_date="2024-12-11")
+PROJECT_YAML = Path(__file__).resolve().parents[1] / "data" / "dagster_home" / "dagster.yaml"
+
+
+# No IO manager: what is stored here is Dagster's bookkeeping only.
+@asset(partitions_def=DAYS, backfill_policy=BackfillPolicy.single_run())
+def upstream(context) -> MaterializeResult:
+    return MaterializeResult(metadata={"partitions": len(context.partition_keys)})
+
+
+@asset(partitions_def=DAYS, backfill_policy=BackfillPolicy.single_run(), deps=[upstream])
+def downstream(context) -> MaterializeResult:
+    if os.environ.get("EVENT_LOG_TEST_FAIL"):
+        raise RuntimeError("downstream fails on purpose")
+    return MaterializeResult()
+
+
+@asset_check(asset=upstream, blocking=False)
+def upstream_is_positive() -> AssetCheckResult:
+    return AssetCheckResult(passed=True)
+
+
+def instance_in(home: Path, yaml: str, monkeypatch) -> DagsterInstance:
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return DagsterInstance.from_config(str(home))
+
+
+def run_range(instance, first: str, last: str):
+    return materialize(
+        [upstream, downstream, upstream_is_positive],
+        instance=instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+        raise_on_error=False,
+    )
+
+
+def facts(instance: DagsterInstance, runs) -> dict:
+    """What the UI and the sensors read back, without run ids and timestamps."""
+    out = {}
+    for i, result in enumerate(runs):
+        records = instance.get_records_for_run(result.run_id, limit=10_000).records
+        out[f"run {i} event types"] = Counter(
+            r.event_log_entry.dagster_event_type for r in records if r.event_log_entry.is_dagster_event
+        )
+        out[f"run {i} status"] = result.success
+    graph_keys = [AssetKey("upstream"), AssetKey("downstream")]
+    for key in graph_keys:
+        out[f"{key} materialized"] = sorted(instance.get_materialized_partitions(key))
+        latest = instance.get_latest_materialization_event(key)
+        out[f"{key} latest partition"] = latest.dagster_event.partition if latest else None
+        record = instance.get_asset_records([key])[0]
+        entry = record.asset_entry
+        out[f"{key} last run is the last run"] = entry.last_run_id == runs[-1].run_id
+        out[f"{key} last materialization partition"] = (
+            entry.last_materialization.dagster_event.partition if entry.last_materialization else None
+        )
+        planned = instance.get_latest_planned_materialization_info(key)
+        out[f"{key} planned by the last run"] = planned.run_id == runs[-1].run_id if planned else None
+    check = AssetCheckKey(AssetKey("upstream"), "upstream_is_positive")
+    history = instance.event_log_storage.get_asset_check_execution_history(check, limit=1000)
+    out["check executions"] = Counter((h.partition, h.status.value) for h in history)
+    return out
+
+
+def scenario(instance, monkeypatch) -> list:
+    runs = [run_range(instance, "2024-12-01", "2024-12-05"), run_range(instance, "2024-12-04", "2024-12-10")]
+    monkeypatch.setenv("EVENT_LOG_TEST_FAIL", "1")
+    runs.append(run_range(instance, "2024-12-08", "2024-12-10"))
+    monkeypatch.delenv("EVENT_LOG_TEST_FAIL")
+    return runs
+
+
+def test_the_fast_event_log_stores_what_dagsters_own_stores(tmp_path, monkeypatch):
+    ours = instance_in(tmp_path / "ours", PROJECT_YAML.read_text(), monkeypatch)
+    assert isinstance(ours.event_log_storage, LakehouseSqliteEventLogStorage)
+    # With the project's storage in a process, Dagster hands it batches of asset events.
+    assert int(os.environ["DAGSTER_EVENT_BATCH_SIZE"]) > 0
+    ours_facts = facts(ours, scenario(ours, monkeypatch))
+    ours.dispose()
+
+    theirs = instance_in(tmp_path / "theirs", "telemetry:\n  enabled: false\n", monkeypatch)
+    assert type(theirs.event_log_storage).__name__ == "SqliteEventLogStorage"
+    theirs_facts = facts(theirs, scenario(theirs, monkeypatch))
+    theirs.dispose()
+
+    assert ours_facts["run 2 status"] is False  # the failing run did fail
+    assert ours_facts["AssetKey(['upstream']) materialized"] == [f"2024-12-{d:02d}" for d in range(1, 11)]
+    assert ours_facts["check executions"]  # partitions of the check, planned and evaluated
+    assert ours_facts == theirs_facts
+
+
+def shard_openings(instance, monkeypatch) -> int:
+    storage = instance.event_log_storage
+    opened = []
+    connect = storage._connect
+
+    def counting(shard):
+        opened.append(shard)
+        return connect(shard)
+
+    monkeypatch.setattr(storage, "_connect", counting)
+    assert run_range(instance, "2024-12-01", "2024-12-10").success
+    instance.dispose()
+    return len(opened)
+
+
+def test_batches_are_written_in_one_transaction_per_shard(tmp_path, monkeypatch):
+    """The point of the subclass: a run's 40 asset events (2 assets x 10 days, planned and
+    materialized) do not each open the run and the index shard."""
+    ours = shard_openings(instance_in(tmp_path / "ours", PROJECT_YAML.read_text(), monkeypatch), monkeypatch)
+    theirs = shard_openings(instance_in(tmp_path / "theirs", "{}\n", monkeypatch), monkeypatch)
+    assert theirs >= 2 * 40  # Dagster's: both shards for every asset event
+    assert ours <= theirs / 2, (ours, theirs)
+
+
+def test_the_storage_needs_a_home(monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with pytest.raises(ValueError, match="DAGSTER_HOME"):
+        LakehouseSqliteEventLogStorage()
