@@ -1,0 +1,1 @@
+"""Performance benchmark of the lakehouse against a plain-DuckDB baseline (see README.md)."""
