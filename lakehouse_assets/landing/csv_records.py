@@ -13,7 +13,9 @@ boundaries (raw text for rejects) and which records hold bytes that are not UTF-
 
 from __future__ import annotations
 
+import codecs
 import re
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +35,7 @@ class SplitFile:
     n_fields: np.ndarray  # int64 per record
     record_start: np.ndarray  # byte offsets per record (raw text = data[start:end])
     record_end: np.ndarray
-    error: list[str | None]  # per record: why the bytes are not a readable CSV record
+    errors: dict[int, str]  # record index -> why its bytes are not a readable CSV record
     data: bytes
 
     @property
@@ -60,7 +62,7 @@ def split_records(data: bytes) -> SplitFile:
         starts, ends, quoted, rec_of_field, rec_bounds, errors = _sequential_split(text)
     else:
         starts, ends, quoted, rec_of_field, rec_bounds = fast
-        errors = [None] * len(rec_bounds[0])
+        errors = {}
     rec_start, rec_end = rec_bounds
 
     if len(rec_start) == 0:
@@ -74,16 +76,19 @@ def split_records(data: bytes) -> SplitFile:
     if bad_utf8:
         errors = _mark_undecodable(errors, bad_utf8, rec_start, rec_end)
 
+    if not blank.any():
+        return SplitFile(values, first_field, n_fields, rec_start, rec_end, errors, data)
     keep_records = np.flatnonzero(~blank)
     keep_fields = np.repeat(~blank, n_fields)
     kept_n = n_fields[keep_records]
+    renumber = np.cumsum(~blank) - 1  # old record index -> index among the kept records
     return SplitFile(
         values=values.filter(pl.Series(keep_fields)) if len(values) else values,
         first_field=_firsts(kept_n),
         n_fields=kept_n,
         record_start=rec_start[keep_records],
         record_end=rec_end[keep_records],
-        error=[errors[i] for i in keep_records],
+        errors={int(renumber[r]): e for r, e in errors.items() if not blank[r]},
         data=data,
     )
 
@@ -94,7 +99,7 @@ def _firsts(n_fields: np.ndarray) -> np.ndarray:
 
 def _empty(data: bytes) -> SplitFile:
     none = np.zeros(0, dtype=np.int64)
-    return SplitFile(pl.Series("value", [], dtype=pl.String), none, none, none, none, [], data)
+    return SplitFile(pl.Series("value", [], dtype=pl.String), none, none, none, none, {}, data)
 
 
 def _fast_split(arr: np.ndarray):
@@ -125,26 +130,35 @@ def _fast_split(arr: np.ndarray):
 
 
 def _quoting_is_valid(arr, quotes, starts, ends, quoted) -> bool:
-    """Every quoted field is `"..."` with only doubled quotes inside; no quote elsewhere."""
+    """Every quote opens a field, closes it, or is half of a doubled `""` inside it.
+
+    With the quotes numbered in file order, quote 2j opens (or re-opens after an escaped
+    quote) and quote 2j+1 closes: an opening quote must follow a delimiter or the start of
+    the file, or directly follow a closing one (`""`); a closing quote must precede a
+    delimiter, a CRLF or the end of the file, or directly precede an opening one."""
     if len(quotes) == 0:
         return True
-    closing_ok = (ends[quoted] - starts[quoted] >= 2) & (arr[ends[quoted] - 1] == QUOTE)
-    if not closing_ok.all():
+    opening, closing = quotes[0::2], quotes[1::2]
+    after_delimiter = np.ones(len(opening), dtype=bool)
+    inner = opening > 0
+    before = arr[opening[inner] - 1]
+    after_delimiter[inner] = (before == COMMA) | (before == NEWLINE)
+    reopens = np.zeros(len(opening), dtype=bool)
+    reopens[1:] = opening[1:] == closing[: len(opening) - 1] + 1
+    if not (after_delimiter | reopens).all():
         return False
-    field_of_quote = np.searchsorted(starts, quotes, side="right") - 1
-    q_start = starts[field_of_quote]
-    q_end = ends[field_of_quote]
-    in_quoted = quoted[field_of_quote]
-    if not in_quoted.all():  # a quote inside an unquoted field (or in a line ending)
-        return False
-    inner = (quotes != q_start) & (quotes != q_end - 1)
-    inner_pos = quotes[inner]
-    if len(inner_pos) == 0:
-        return True
-    # Inner quotes must come in runs of even length (`""` escapes).
-    run_break = np.concatenate([[True], np.diff(inner_pos) != 1])
-    run_id = np.cumsum(run_break)
-    return bool((np.bincount(run_id)[1:] % 2 == 0).all())
+    n = len(arr)
+    nxt = arr[np.minimum(closing + 1, n - 1)]
+    nxt2 = arr[np.minimum(closing + 2, n - 1)]
+    ends_field = (closing == n - 1) | (nxt == COMMA) | (nxt == NEWLINE) | (
+        (nxt == CR) & (nxt2 == NEWLINE) & (closing + 2 < n)
+    )
+    escapes = np.zeros(len(closing), dtype=bool)
+    followed = len(opening) > 1
+    if followed:
+        k = min(len(closing), len(opening) - 1)
+        escapes[:k] = opening[1 : k + 1] == closing[:k] + 1
+    return bool((ends_field | escapes).all())
 
 
 _QUOTED = re.compile(rb'"((?:[^"]|"")*)"', re.DOTALL)
@@ -157,7 +171,8 @@ def _sequential_split(text: bytes):
     A record with bad quoting is kept whole and marked; parsing resumes at the next line so
     later records are not lost."""
     starts, ends, quoted, rec_of_field = [], [], [], []
-    rec_start, rec_end, errors = [], [], []
+    rec_start, rec_end = [], []
+    errors: dict[int, str] = {}
     pos, n, rec = 0, len(text), 0
     while pos < n:
         first = pos
@@ -214,7 +229,8 @@ def _sequential_split(text: bytes):
                 end -= 1  # CRLF line ending
             rec_start.append(first)
             rec_end.append(end)
-        errors.append(error)
+        if error is not None:
+            errors[rec] = error
         rec += 1
     as64 = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
     return (
@@ -242,28 +258,39 @@ def _field_values(text: bytes, starts, ends, quoted) -> pl.Series:
     arr = pa.LargeStringArray.from_buffers(
         len(offsets) - 1, pa.py_buffer(offsets.tobytes()), pa.py_buffer(text)
     )
-    pieces = pl.from_arrow(arr)
-    values = pieces.gather(np.arange(1, len(offsets) - 1, 2)).alias("value")
-    values = pl.select(
-        pl.when(pl.Series(quoted))
-        .then(values.str.replace_all('""', '"', literal=True))
-        .when(values.str.len_bytes() == 0)
-        .then(None)
-        .otherwise(values)
-        .alias("value")
-    ).to_series()
+    values = pl.from_arrow(arr).gather(np.arange(1, len(offsets) - 1, 2)).alias("value")
+    # Only quoted fields holding a doubled quote need unescaping; an empty unquoted one is NULL.
+    escaped = (values.str.contains('""', literal=True) & pl.Series(quoted)).arg_true()
+    if len(escaped):
+        values = values.scatter(escaped, values.gather(escaped).str.replace_all('""', '"', literal=True))
+    empty = (e == s) & ~quoted
+    if empty.any():
+        values = values.set(pl.Series(empty), None)
     return values
 
 
+_found = threading.local()
+
+
+def _collect_undecodable(exc: UnicodeDecodeError):
+    _found.ranges.append((exc.start, exc.end))
+    return "", exc.end
+
+
+codecs.register_error("lakehouse_collect_undecodable", _collect_undecodable)
+
+
 def _invalid_utf8_ranges(data: bytes) -> list[tuple[int, int]]:
-    bad, pos = [], 0
-    while True:
-        try:
-            data[pos:].decode("utf-8")
-            return bad
-        except UnicodeDecodeError as exc:
-            bad.append((pos + exc.start, pos + exc.end))
-            pos += exc.end
+    """Byte ranges that are not UTF-8, found in one decoding pass."""
+    try:
+        data.decode("utf-8")
+        return []
+    except UnicodeDecodeError:
+        pass
+    _found.ranges = []
+    data.decode("utf-8", errors="lakehouse_collect_undecodable")
+    ranges, _found.ranges = _found.ranges, []
+    return ranges
 
 
 def _mask_ranges(data: bytes, ranges: list[tuple[int, int]]) -> bytes:
@@ -277,10 +304,10 @@ def _mask_ranges(data: bytes, ranges: list[tuple[int, int]]) -> bytes:
 
 
 def _mark_undecodable(errors, ranges, rec_start, rec_end):
-    errors = list(errors)
+    errors = dict(errors)
     bad_pos = np.asarray([s for s, _ in ranges], dtype=np.int64)
     rec = np.searchsorted(rec_start, bad_pos, side="right") - 1
-    for r, p in zip(rec, bad_pos):
-        if 0 <= r < len(errors) and errors[r] is None:
+    for r, p in zip(rec.tolist(), bad_pos.tolist()):  # one per undecodable byte run, not per record
+        if 0 <= r < len(rec_start) and r not in errors:
             errors[r] = f"undecodable bytes: not UTF-8 at byte {p} of the file"
     return errors
