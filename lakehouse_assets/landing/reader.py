@@ -7,7 +7,9 @@ or `rejects` (with the reason and the raw text). A per-file summary makes the co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -16,7 +18,7 @@ import polars as pl
 from lakehouse_assets.landing.csv_records import SplitFile, split_records
 from lakehouse_assets.landing.files import FileBytes, LandingFile, LandingStore, decode_file
 from lakehouse_assets.sources import PgType, SourceTable
-from lakehouse_assets.values import connect, parse_sql, quote_ident
+from lakehouse_assets.values import parse_sql, run_sql
 
 OPS = ("I", "U", "D")
 UTC_DATETIME = pl.Datetime("us", "UTC")
@@ -76,6 +78,23 @@ class _LandedFile:
     content: FileBytes
     split: SplitFile
     skip_header: bool
+    records: pl.DataFrame | None = None  # see _file_records (without _file)
+
+
+def _land(store: LandingStore, file: LandingFile, table: SourceTable) -> _LandedFile:
+    """Read, decompress and split one file, and pick its records apart."""
+    try:
+        content = decode_file(file, store.read_bytes(file))
+    except OSError as exc:
+        content = FileBytes(b"", "", f"could not be read ({exc})")
+    split = split_records(content.data)
+    if content.problem and split.n_records and not content.data.endswith(b"\n"):
+        split.errors[split.n_records - 1] = f"{content.problem}: the stream ends inside this record"
+    landed = _LandedFile(file, content, split, bool(split.n_records) and _is_header(split, table))
+    landed.records = _file_records(landed, table)
+    # The records hold what they need of the field array; rejects need only the raw bytes.
+    landed.split = replace(split, values=split.values.clear())
+    return landed
 
 
 def read_table(store: LandingStore, table: SourceTable, ingested_at: datetime) -> TableRead:
@@ -86,31 +105,23 @@ def read_table(store: LandingStore, table: SourceTable, ingested_at: datetime) -
     files, ignored = store.list_files(table.landing_folder)
     landed: list[_LandedFile] = []
     seen: dict[tuple[str, str], str] = {}
-    for file in sorted(files, key=lambda f: f.order_key):
-        try:
-            content = decode_file(file, store.read_bytes(file))
-        except OSError as exc:
-            content = FileBytes(b"", "", f"could not be read ({exc})")
-        stem = file.name.removesuffix(".gz")
-        if (stem, content.sha256) in seen and content.problem is None:
-            ignored.append(f"{file.path}: same content as {seen[(stem, content.sha256)]}, landed twice")
-            continue
-        seen[(stem, content.sha256)] = file.path
-        split = split_records(content.data)
-        if content.problem and split.n_records and not content.data.endswith(b"\n"):
-            split.error[-1] = f"{content.problem}: the stream ends inside this record"
-        landed.append(_LandedFile(file, content, split, bool(split.n_records) and _is_header(split, table)))
+    ordered = sorted(files, key=lambda f: f.order_key)
+    # numpy, polars and file reads release the GIL: files are split on every core.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for f in pool.map(lambda file: _land(store, file, table), ordered):
+            stem = f.file.name.removesuffix(".gz")
+            if (stem, f.content.sha256) in seen and f.content.problem is None:
+                ignored.append(f"{f.file.path}: same content as {seen[(stem, f.content.sha256)]}, landed twice")
+                continue
+            seen[(stem, f.content.sha256)] = f.file.path
+            landed.append(f)
 
     records = _records_frame(landed, table)
-    con = connect()
-    try:
-        con.register("records", records)
-        checked = con.sql(_validation_sql(table)).pl()
-    finally:
-        con.close()
+    checked = records.hstack(_validate(records, table))
     schema = change_schema(table)
+    clean = checked["reason"].null_count() == len(checked)  # then no copy of the rows
     changes = (
-        checked.filter(pl.col("reason").is_null())
+        (checked if clean else checked.filter(pl.col("reason").is_null()))
         .select(list(schema)[:-1])
         .cast({k: v for k, v in schema.items() if k != "_ingested_at"})
         .with_columns(pl.lit(ingested_at, UTC_DATETIME).alias("_ingested_at"))
@@ -128,44 +139,49 @@ def read_table(store: LandingStore, table: SourceTable, ingested_at: datetime) -
 def _records_frame(landed: list[_LandedFile], table: SourceTable) -> pl.DataFrame:
     """One row per record of every file: Op, commit ts, columns, seq (as text) picked by the
     record's field count."""
+    frames = [f.records.with_columns(pl.lit(i, pl.Int64).alias("_file")) for i, f in enumerate(landed)]
+    if not frames:
+        return _file_records(None, table).with_columns(pl.lit(0, pl.Int64).alias("_file"))
+    return pl.concat(frames, how="vertical")
+
+
+def _file_records(f: _LandedFile | None, table: SourceTable) -> pl.DataFrame:
+    """The records of one file; columns are gathered from the file's field array (string
+    views: no string is copied)."""
     n = len(table.columns)
     n_trailing = len(table.trailing_columns)
-    parts_nf, parts_ff, parts_file, parts_row, parts_rec, errors, values = [], [], [], [], [], [], []
-    offset = 0
-    for i, f in enumerate(landed):
-        sp = f.split
-        rows = np.arange(int(f.skip_header), sp.n_records)
-        parts_nf.append(sp.n_fields[rows])
-        parts_ff.append(sp.first_field[rows] + offset)
-        parts_file.append(np.full(len(rows), i, dtype=np.int64))
-        parts_row.append(np.arange(1, len(rows) + 1, dtype=np.int64))
-        parts_rec.append(rows)
-        errors.extend(sp.error[r] for r in rows)
-        values.append(sp.values)
-        offset += len(sp.values)
-    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)  # noqa: E731
-    nf, ff, file_idx = cat(parts_nf), cat(parts_ff), cat(parts_file)
-    all_values = pl.concat(values, rechunk=True) if values else pl.Series("value", [], pl.String)
-    is_load = np.array([f.file.is_load for f in landed], dtype=bool)[file_idx] if len(file_idx) else np.zeros(0, bool)
+    if f is None:
+        sp, skip, is_load, path = None, 0, False, ""
+        nf = ff = rows = np.zeros(0, dtype=np.int64)
+        values = pl.Series("value", [], pl.String)
+    else:
+        sp, skip, is_load, path = f.split, int(f.skip_header), f.file.is_load, f.file.path
+        rows = np.arange(skip, sp.n_records, dtype=np.int64)
+        nf, ff, values = sp.n_fields[rows], sp.first_field[rows], sp.values
 
     with_op = (nf == n + 3) | ((n_trailing > 0) & (nf == n + 3 + n_trailing))
     without_op = (nf == n + 2) & is_load
     shape_ok = with_op | without_op
     base = ff + with_op.astype(np.int64)  # index of _dms_commit_ts
 
-    def pick(index: np.ndarray, present: np.ndarray) -> pl.Series:
-        if not len(all_values):
-            return pl.Series([None] * len(index), dtype=pl.String)
-        picked = all_values.gather(np.where(present, index, 0))
-        return pl.select(pl.when(pl.Series(present, dtype=pl.Boolean)).then(picked)).to_series()
+    def pick(field: np.ndarray, present: np.ndarray) -> pl.Series:
+        if not len(values):
+            return pl.Series([None] * len(field), dtype=pl.String)
+        picked = values.gather(np.where(present, field, 0))
+        return picked.set(pl.Series(~present, dtype=pl.Boolean), None) if not present.all() else picked
 
+    errors = pl.repeat(None, len(rows), dtype=pl.String, eager=True)
+    broken = {r - skip: e for r, e in (sp.errors.items() if sp is not None else ()) if r >= skip}
+    if broken:  # a few broken records, if any: set them by index
+        errors = errors.scatter(list(broken), list(broken.values()))
+    op = pick(ff, with_op)
+    if without_op.any():
+        op = op.set(pl.Series(without_op, dtype=pl.Boolean), "I")
     cols: dict[str, pl.Series] = {
-        "_csv_error": pl.Series(errors, dtype=pl.String),
+        "_csv_error": errors,
         "_n_fields": pl.Series(nf, dtype=pl.Int64),
         "_shape_ok": pl.Series(shape_ok, dtype=pl.Boolean),
-        "_op": pl.select(
-            pl.when(pl.Series(without_op, dtype=pl.Boolean)).then(pl.lit("I")).otherwise(pick(ff, with_op))
-        ).to_series(),
+        "_op": op,
         "_commit_ts_text": pick(base, shape_ok),
     }
     for j, name in enumerate(table.column_names):
@@ -174,12 +190,21 @@ def _records_frame(landed: list[_LandedFile], table: SourceTable) -> pl.DataFram
     has_trailing = with_op & (nf > n + 3)
     for k, name in enumerate(table.trailing_columns):
         cols[name] = pick(base + 2 + n + k, has_trailing)
-    cols["_file"] = pl.Series(file_idx, dtype=pl.Int64)
-    cols["_record"] = pl.Series(cat(parts_rec), dtype=pl.Int64)  # index into the split file
-    cols["_source_row"] = pl.Series(cat(parts_row), dtype=pl.Int64)
-    paths = pl.Series([f.file.path for f in landed], dtype=pl.String)
-    cols["_source_file"] = paths.gather(file_idx) if len(file_idx) else pl.Series([], dtype=pl.String)
+    cols["_record"] = pl.Series(rows)  # index into the split file
+    cols["_source_row"] = pl.Series(rows - skip + 1)
+    cols["_source_file"] = pl.Series([path], dtype=pl.String).gather(np.zeros(len(rows), dtype=np.int64))
     return pl.DataFrame({k: v.alias(k) for k, v in cols.items()})
+
+
+def _validate(records: pl.DataFrame, table: SourceTable) -> pl.DataFrame:
+    """`_commit_ts` and the reject `reason` of every record, in record order. DuckDB sees only
+    the few columns that decide them (values.py parses the commit ts, as silver parses)."""
+    meta = records.select("_csv_error", "_n_fields", "_shape_ok", "_op", "_commit_ts_text")
+    out = run_sql(_validation_sql(table), records=meta.with_row_index("_i"))
+    order = out["_i"].to_numpy()
+    if len(order) != len(records) or (len(order) > 1 and not (np.diff(order) > 0).all()):
+        out = out.sort("_i")  # DuckDB keeps the order of a plain projection; be sure of it
+    return out.select("_commit_ts", "reason")
 
 
 def _manifest(landed, table, records, changes, rejects) -> pl.DataFrame:
@@ -228,9 +253,8 @@ def _validation_sql(table: SourceTable) -> str:
         expected += f" (or {len(table.columns) + 3 + len(table.trailing_columns)})"
     ops = ", ".join(f"'{o}'" for o in OPS)
     ts = parse_sql("_commit_ts_text", PgType.TIMESTAMPTZ)
-    columns = ", ".join(quote_ident(c) for c in [*table.column_names, *table.trailing_columns])
     return f"""
-        SELECT {columns}, _op, {ts} AS _commit_ts, _seq, _source_file, _source_row, _file, _record,
+        SELECT _i, {ts} AS _commit_ts,
           CASE
             WHEN _csv_error IS NOT NULL THEN _csv_error
             WHEN NOT _shape_ok THEN 'wrong column count: expected {expected} fields '
