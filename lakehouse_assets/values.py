@@ -48,27 +48,25 @@ def _matches(col: str, pattern: str) -> str:
     return f"regexp_full_match({col}, {quote_literal(pattern)})"
 
 
-def json_flag(name: str) -> str:
-    """Name of the companion column that says whether `name` holds valid JSON."""
-    return f"__json_ok__{name}"
+# DuckDB's json_valid (yyjson) accepts, beyond RFC 8259 (and PostgreSQL's jsonb), trailing
+# commas and NaN / Infinity literals. With every string literal blanked out and true, false,
+# null and exponents replaced by a digit, valid JSON holds no letter and no `,` before a
+# closing bracket: what is left to check for those two.
+JSON_STRING_RE = r'"(?:[^"\\]|\\.)*"'
+JSON_WORD_RE = r"\b(true|false|null)\b|[0-9][eE]"
+JSON_LENIENT_RE = r"[A-Za-z]|,\s*[\]}]"
 
 
-def with_json_flags(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """Add a strict RFC 8259 validity flag per JSON column. DuckDB's json_valid accepts
-    trailing commas, NaN and Infinity, which PostgreSQL jsonb (and JSON) reject; polars'
-    parser does not (it returns NULL for invalid text and for the literal `null`)."""
-    return frame.with_columns(
-        (
-            pl.col(n).str.json_path_match("$").is_not_null()
-            | (pl.col(n).str.strip_chars(" \t\n\r") == "null")
-        ).alias(json_flag(n))
-        for n in names
-    )
+def json_valid_sql(col: str) -> str:
+    """SQL boolean: `col` is JSON text by RFC 8259 (strings, nesting and number size as
+    PostgreSQL's jsonb accepts them)."""
+    blanked = f"regexp_replace({col}, {quote_literal(JSON_STRING_RE)}, '\"\"', 'g')"
+    bare = f"regexp_replace({blanked}, {quote_literal(JSON_WORD_RE)}, '0', 'g')"
+    return f"(json_valid({col}) AND NOT regexp_matches({bare}, {quote_literal(JSON_LENIENT_RE)}))"
 
 
-def parse_sql(col_sql: str, pg_type: PgType, json_ok_sql: str | None = None) -> str:
-    """SQL expression parsing the text expression `col_sql` as `pg_type` (NULL if it can't).
-    JSON needs `json_ok_sql`, a boolean from `with_json_flags`."""
+def parse_sql(col_sql: str, pg_type: PgType) -> str:
+    """SQL expression parsing the text expression `col_sql` as `pg_type` (NULL if it can't)."""
     c = col_sql
     if pg_type is PgType.TIMESTAMPTZ:
         return (
@@ -88,9 +86,7 @@ def parse_sql(col_sql: str, pg_type: PgType, json_ok_sql: str | None = None) -> 
         f = ", ".join(quote_literal(v) for v in BOOLEAN_FALSE)
         return f"CASE WHEN lower({c}) IN ({t}) THEN true WHEN lower({c}) IN ({f}) THEN false END"
     if pg_type is PgType.JSONB:
-        if json_ok_sql is None:
-            raise ValueError("JSON validity comes from with_json_flags(); pass json_ok_sql")
-        return f"CASE WHEN {json_ok_sql} THEN {c} END"
+        return f"CASE WHEN {json_valid_sql(c)} THEN {c} END"
     return c
 
 
@@ -101,12 +97,19 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def register(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
+    """Let DuckDB scan a polars frame in place: Arrow with string views shares polars'
+    buffers (the default conversion copies every string), and DuckDB reads only the columns a
+    query names."""
+    con.register(name, frame.to_arrow(compat_level=pl.CompatLevel.newest()))
+
+
 def run_sql(query: str, **frames: pl.DataFrame) -> pl.DataFrame:
     """Run DuckDB SQL over polars frames (zero-copy through Arrow) and return polars."""
     con = connect()
     try:
         for name, frame in frames.items():
-            con.register(name, frame)
+            register(con, name, frame)
         return con.sql(query).pl()
     finally:
         con.close()

@@ -347,6 +347,11 @@ QUARANTINE_CASES = [
     (TENANT, {"settings": '{"a": 1,}'}, "settings", False),
     (TENANT, {"settings": "NaN"}, "settings", False),  # not a JSON value (RFC 8259)
     (TENANT, {"settings": "Infinity"}, "settings", False),
+    (TENANT, {"settings": '{"a": [nan]}'}, "settings", False),
+    (TENANT, {"settings": '{"a": -Infinity}'}, "settings", False),
+    (TENANT, {"settings": '{"a": [1, ]}'}, "settings", False),
+    (TENANT, {"settings": '{"a": "x"} {"b": 1}'}, "settings", False),
+    (TENANT, {"settings": '{"a": tru}'}, "settings", False),
     (TENANT, {"settings": "{'a': 1}"}, "settings", False),
     (TENANT, {"settings": ""}, "settings", False),  # "" is not NULL and not JSON
     (TENANT, {"plan": "gold"}, "plan", False),
@@ -531,7 +536,10 @@ def test_boolean_spellings(tmp_path):
 
 
 def test_json_values(tmp_path):
-    docs = ['{"theme": "dark", "seats": 5, "tags": ["a", "b"], "x": null}', "[]", "{}", '{"q": "say \\"hi\\", ok"}']
+    docs = ['{"theme": "dark", "seats": 5, "tags": ["a", "b"], "x": null}', "[]", "{}", '{"q": "say \\"hi\\", ok"}',
+            # what looks lenient inside a string is text; jsonb takes deep nesting and any number
+            '{"a": "NaN", "b": ",]", "c": "Infinity,}", "d": "\\\\"}', "[" * 200 + "]" * 200,
+            "[1e999, -1.5E-3, 0, true, false, null]"]
     lines = [tenant(k + 1, op="I", settings=d) for k, d in enumerate(docs)]
     result = silver(tmp_path, TENANT, {CDC1: lines})
     assert result.quarantine.is_empty()

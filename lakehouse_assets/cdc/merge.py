@@ -18,25 +18,16 @@ from lakehouse_assets.sources import Column, PgType, SourceTable
 from lakehouse_assets.values import (
     DUCKDB_TYPES,
     connect,
-    json_flag,
     parse_sql,
     quote_ident,
     quote_literal,
-    with_json_flags,
+    register,
 )
+from lakehouse_assets.landing.files import LOAD_NAME
 
-# Change order, last change first. Digit strings compare as numbers without overflow: shorter
-# (after leading zeros) is smaller, equal lengths compare as text.
+# `_dms_seq` compares as a number without overflow: shorter (after leading zeros) is smaller,
+# equal lengths compare as text.
 SEQ_DIGITS = "ltrim(coalesce(_seq, ''), '0')"
-LATEST_FIRST = f"""
-    _commit_ts DESC,
-    (coalesce(_seq, '') <> '') DESC,
-    length({SEQ_DIGITS}) DESC,
-    {SEQ_DIGITS} DESC,
-    (NOT regexp_matches(_source_file, '(^|/)LOAD[0-9A-Fa-f]{{8}}\\.csv(\\.gz)?$')) DESC,
-    regexp_extract(_source_file, '[^/]*$') DESC,
-    _source_row DESC
-"""
 
 
 @dataclass(frozen=True)
@@ -57,24 +48,20 @@ def key_sql(table: SourceTable) -> list[str]:
     return [comparable_sql(name, table.column(name).type) for name in table.primary_key]
 
 
-def latest_sql(table: SourceTable, source: str = "changes") -> str:
-    """The winning change of every key, deletes included."""
-    keys = ", ".join(key_sql(table))
-    return f"""
-        SELECT * FROM {source}
-        QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {LATEST_FIRST}) = 1
-    """
-
-
 def parse_column(col: Column) -> str:
-    """SQL parsing a landed column of the winners (JSON validity from its flag column)."""
-    return parse_sql(quote_ident(col.name), col.type, quote_ident(json_flag(col.name)))
+    """SQL parsing a landed column."""
+    return parse_sql(quote_ident(col.name), col.type)
+
+
+def typed_name(col: Column) -> str:
+    """The column holding a winner's parsed value (parsed once, read by every rule)."""
+    return quote_ident(f"__typed__{col.name}")
 
 
 def _problems(col: Column, table: SourceTable, first_partition: date) -> list[str]:
     """SQL expressions, each NULL or the text of one reason to quarantine."""
     ident = quote_ident(col.name)
-    parsed = parse_column(col)
+    parsed = typed_name(col)
     shown = f"'''' || left({ident}, 80) || ''''"
     out = []
     if col.name in table.required_columns:
@@ -109,28 +96,57 @@ def business_date_sql(table: SourceTable) -> str:
     return f"CAST(({parse_column(table.column(table.partition_column))}) AS DATE)"
 
 
+def file_rank(files: pl.Series) -> pl.Series:
+    """The contract's order between files as an integer per row: LOAD files before CDC
+    files, each kind by name (decided once per distinct file, not per row)."""
+    def order(path: str) -> tuple[int, str]:
+        name = path.rsplit("/", 1)[-1]
+        return (0 if LOAD_NAME.match(name) else 1, name)
+
+    ranked = sorted(files.unique().drop_nulls().to_list(), key=order)
+    return files.replace_strict(ranked, list(range(len(ranked))), return_dtype=pl.Int32)
+
+
+def _order_sql() -> str:
+    """The change order as one comparable value (later change = greater)."""
+    return f"""struct_pack(
+        ts := _commit_ts, has_seq := coalesce(_seq, '') <> '',
+        seq_len := length({SEQ_DIGITS}), seq := {SEQ_DIGITS},
+        file := _file_rank, row := _source_row)"""
+
+
 def merge_to_silver(
     changes: pl.DataFrame, table: SourceTable, first_partition: date
 ) -> SilverResult:
-    """Current, typed, validated state of `table` from all of its change records."""
+    """Current, typed, validated state of `table` from all of its change records.
+
+    The winner of each key is found on the few columns that order changes (a hash
+    aggregate, no sort of whole rows); only the winners are then gathered, typed and
+    validated."""
     problems = [p for c in table.columns for p in _problems(c, table, first_partition)]
     reason = f"concat_ws('; ', {', '.join(problems)})"
-    typed = ", ".join(
-        f"CAST({parse_column(c)} AS {DUCKDB_TYPES[c.type]}) "
-        f"AS {quote_ident(c.name)}"
-        for c in table.columns
+    parse = ", ".join(
+        f"CAST({parse_column(c)} AS {DUCKDB_TYPES[c.type]}) AS {typed_name(c)}" for c in table.columns
     )
+    typed = ", ".join(f"{typed_name(c)} AS {quote_ident(c.name)}" for c in table.columns)
+    business_date = f"CAST({typed_name(table.column(table.partition_column))} AS DATE)"
     landed = ", ".join(quote_ident(c) for c in [*table.column_names, *table.trailing_columns])
-    json_columns = [c.name for c in table.columns if c.type is PgType.JSONB]
+    keys = ", ".join(key_sql(table))
+    ordering = changes.select(
+        *table.primary_key, "_commit_ts", "_seq", "_source_row",
+        file_rank(changes["_source_file"]).alias("_file_rank"),
+    ).with_row_index("_i")
     con = connect()
     try:
-        con.register("changes", with_json_flags(changes, json_columns))
+        register(con, "ordering", ordering)
+        last = con.sql(
+            f"SELECT arg_max(_i, {_order_sql()}) AS _i FROM ordering GROUP BY {keys} ORDER BY 1"
+        ).pl()["_i"]
+        winners = changes.gather(last).filter(pl.col("_op") != "D")
+        register(con, "winners_landed", winners)
         con.execute(
-            f"""
-            CREATE TEMP TABLE winners AS
-            SELECT *, nullif({reason}, '') AS _dq_reason
-            FROM ({latest_sql(table)}) WHERE _op <> 'D'
-            """
+            f"CREATE TEMP TABLE winners AS SELECT *, nullif({reason}, '') AS _dq_reason "
+            f"FROM (SELECT *, {parse} FROM winners_landed)"
         ).fetchall()
         valid = con.sql(
             f"SELECT {typed}, _commit_ts, _source_file FROM winners WHERE _dq_reason IS NULL"
@@ -138,7 +154,7 @@ def merge_to_silver(
         quarantine = con.sql(
             f"""
             SELECT {landed}, _op, _commit_ts, _seq, _source_file, _source_row, _dq_reason,
-                   greatest(coalesce({business_date_sql(table)}, CAST(_commit_ts AS DATE)),
+                   greatest(coalesce({business_date}, CAST(_commit_ts AS DATE)),
                             DATE {quote_literal(first_partition.isoformat())}) AS _partition_date
             FROM winners WHERE _dq_reason IS NOT NULL
             """
@@ -149,8 +165,9 @@ def merge_to_silver(
 
 
 def count_live_keys(changes: pl.DataFrame, table: SourceTable) -> int:
-    """Keys whose last change is not a delete, found another way (arg_max over the order as a
-    struct) so that it can cross-check `merge_to_silver`: silver + quarantine must equal it."""
+    """Keys whose last change is not a delete, found another way (the last `_op` of each key
+    by the change order spelled out with the file names, not ranks and row indices), so that
+    it can cross-check `merge_to_silver`: silver + quarantine must equal it."""
     keys = ", ".join(key_sql(table))
     order = f"""struct_pack(
         ts := _commit_ts, has_seq := coalesce(_seq, '') <> '',
@@ -159,7 +176,7 @@ def count_live_keys(changes: pl.DataFrame, table: SourceTable) -> int:
         file := regexp_extract(_source_file, '[^/]*$'), row := _source_row)"""
     con = connect()
     try:
-        con.register("changes", changes)
+        register(con, "changes", changes)
         return con.execute(
             f"SELECT count(*) FROM (SELECT arg_max(_op, {order}) AS last_op FROM changes "
             f"GROUP BY {keys}) WHERE last_op <> 'D'"

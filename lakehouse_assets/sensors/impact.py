@@ -23,7 +23,7 @@ from lakehouse_assets.cdc.merge import business_date_sql, comparable_sql, key_sq
 from lakehouse_assets.landing.files import LandingStore
 from lakehouse_assets.landing.reader import read_table
 from lakehouse_assets.sources import TABLES_BY_NAME, PgType, SourceTable
-from lakehouse_assets.values import parse_sql, quote_ident, run_sql, with_json_flags
+from lakehouse_assets.values import parse_sql, quote_ident, run_sql
 
 
 def gold(name: str) -> AssetKey:
@@ -77,7 +77,6 @@ def _history(store: LandingStore, table: SourceTable) -> tuple[pl.DataFrame, pl.
         col, target = REFERENCES[table.name]
         target_key = TABLES_BY_NAME[target].column("id").type
         extra.append(f", {comparable_sql(col, target_key)} AS __ref")
-    json_cols = [c.name for c in table.columns if c.type is PgType.JSONB]
     history = run_sql(
         f"""
         SELECT {keys} AS __key, _source_file, _commit_ts,
@@ -85,7 +84,7 @@ def _history(store: LandingStore, table: SourceTable) -> tuple[pl.DataFrame, pl.
                {"".join(extra)}
         FROM changes
         """,
-        changes=with_json_flags(read.changes, json_cols),
+        changes=read.changes,
     )
     return history, read.rejects
 
