@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import polars as pl
 from dagster import AssetExecutionContext, DailyPartitionsDefinition
 
 from lakehouse_assets.environment import partitions_start
@@ -18,3 +19,10 @@ def run_dates(context: AssetExecutionContext) -> tuple[date, date]:
     """First and last day (inclusive) of the partitions this run materializes."""
     window = context.partition_time_window
     return window.start.date(), (window.end - timedelta(days=1)).date()
+
+
+def rows_in_run(frame: pl.DataFrame, day: pl.Expr, first: date, last: date) -> pl.DataFrame:
+    """The rows whose day falls in first..last; the frame itself (no copy) when all do, as
+    in a backfill of a table's whole span."""
+    inside = day.is_between(first, last).fill_null(False)
+    return frame if frame.select(inside.all()).item() else frame.filter(inside)

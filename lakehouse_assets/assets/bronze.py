@@ -26,7 +26,7 @@ from lakehouse_assets.checks.schemas import bronze_schema, rejects_schema
 from lakehouse_assets.checks.validation import run_schema, schema_check_spec
 from lakehouse_assets.environment import partitions_start
 from lakehouse_assets.landing.reader import REJECT_SCHEMA, TableRead, change_schema, read_table
-from lakehouse_assets.partitions import daily_partitions, run_dates
+from lakehouse_assets.partitions import daily_partitions, rows_in_run, run_dates
 from lakehouse_assets.resources.landing import LandingZone
 from lakehouse_assets.sources import SOURCE_TABLES, SourceTable
 
@@ -134,7 +134,7 @@ def bronze_landing(context: AssetExecutionContext, landing: LandingZone):
         rejects.append(read.rejects)
         if bronze_key(table) not in selected:
             continue
-        changes = read.changes.filter(pl.col("_commit_ts").dt.date().is_between(first, last))
+        changes = rows_in_run(read.changes, pl.col("_commit_ts").dt.date(), first, last)
         key = bronze_key(table)
         yield Output(
             changes,
@@ -145,7 +145,7 @@ def bronze_landing(context: AssetExecutionContext, landing: LandingZone):
         yield _reconcile(read, key)
     if want_rejects:
         all_rejects = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
-        in_range = all_rejects.filter(pl.col("_partition_date").is_between(first, last))
+        in_range = rows_in_run(all_rejects, pl.col("_partition_date"), first, last)
         yield Output(in_range, output_name="cdc_rejects")
         yield run_schema(rejects_schema(), in_range, REJECTS_KEY, partitions)
 

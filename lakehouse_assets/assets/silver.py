@@ -39,7 +39,7 @@ from lakehouse_assets.checks.schemas import silver_schema as silver_model
 from lakehouse_assets.checks.validation import run_schema, schema_check_spec
 from lakehouse_assets.environment import partitions_start
 from lakehouse_assets.landing.reader import change_schema
-from lakehouse_assets.partitions import daily_partitions, run_dates
+from lakehouse_assets.partitions import daily_partitions, rows_in_run, run_dates
 from lakehouse_assets.sources import SOURCE_TABLES, SourceTable
 
 
@@ -113,10 +113,8 @@ def build_silver(table: SourceTable) -> AssetsDefinition:
         partitions = f"{first}...{last}"
         changes = with_schema(changes, change_schema(table))
         result = merge_to_silver(changes, table, partitions_start())
-        valid = result.valid.filter(
-            pl.col(table.partition_column).cast(pl.Date).is_between(first, last)
-        )
-        quarantine = result.quarantine.filter(pl.col("_partition_date").is_between(first, last))
+        valid = rows_in_run(result.valid, pl.col(table.partition_column).cast(pl.Date), first, last)
+        quarantine = rows_in_run(result.quarantine, pl.col("_partition_date"), first, last)
         context.log.info(
             f"{table.name}: {len(changes)} changes -> {len(result.valid)} current keys, "
             f"{len(result.quarantine)} quarantined; {len(valid)} + {len(quarantine)} in {partitions}"

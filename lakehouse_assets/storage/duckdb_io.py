@@ -34,7 +34,7 @@ from dagster._utils.backoff import backoff
 from dagster_duckdb import DuckDBIOManager
 from dagster_duckdb.io_manager import DuckDbClient
 
-from lakehouse_assets.values import quote_ident, quote_literal
+from lakehouse_assets.values import quote_ident, quote_literal, register
 
 DATE_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS")
 
@@ -140,7 +140,7 @@ class LakehouseDuckDbClient(DuckDbClient):
 
 class PolarsTypeHandler(DbTypeHandler[pl.DataFrame]):
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj, connection):
-        connection.register("__frame", obj.to_arrow())
+        register(connection, "__frame", obj)
         target = qualified(table_slice)
         exists = table_exists(connection, table_slice)
         if table_slice.partition_dimensions:
