@@ -77,8 +77,11 @@ def describe_column(table: SourceTable, name: str) -> str:
     return "; ".join(parts)
 
 
-def with_schema(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """An upstream table that does not exist yet loads as a frame with no columns."""
+def with_schema(
+    frame: pl.DataFrame, schema: dict[str, pl.DataType], columns: tuple[str, ...] | None = None
+) -> pl.DataFrame:
+    """An upstream table that does not exist yet loads as a frame with no columns: give it
+    the schema (of the `columns` read, if only some are)."""
     if frame.width == 0:
-        return pl.DataFrame(schema=schema)
+        return pl.DataFrame(schema={c: schema[c] for c in columns} if columns else schema)
     return frame

@@ -228,16 +228,15 @@ class S3ParquetIOManager(ConfigurableIOManager):
                 partitions = [p for p in partitions if first <= p.day <= last]
             locations = [p.location for p in partitions]
         files = self._files_in(self._table_uri(context.asset_key.path), locations)
+        columns = context.definition_metadata.get("columns") or list(schema)
         if not files:
-            frame = pl.DataFrame(schema=schema)
-        else:
-            # Files written before a column was added lack it: it reads as NULL.
-            frame = pl.scan_parquet(
-                files, schema=schema, missing_columns="insert", hive_partitioning=False,
-                storage_options=self._storage_options(),
-            ).collect()
-        columns = context.definition_metadata.get("columns")
-        return frame.select(columns) if columns else frame
+            return pl.DataFrame(schema=schema).select(columns)
+        # Files written before a column was added lack it: it reads as NULL. Only the columns
+        # asked for are read from S3.
+        return pl.scan_parquet(
+            files, schema=schema, missing_columns="insert", hive_partitioning=False,
+            storage_options=self._storage_options(),
+        ).select(columns).collect()
 
     def _files_in(self, root: str, locations: list[str]) -> list[str]:
         """The files in the given version folders, found with one listing of the table."""

@@ -63,10 +63,23 @@ def ratio_sql(numerator: str, denominator: str) -> str:
 
 
 @dataclass(frozen=True)
+class Reads:
+    """What a gold table reads of one silver table: which days, and only these columns (an
+    input is loaded with them alone; the query fails loudly if it needs another)."""
+
+    mapping: object  # a partition mapping; None: the same day
+    columns: tuple[str, ...]
+
+
+def reads(mapping, *columns: str) -> Reads:
+    return Reads(mapping, columns)
+
+
+@dataclass(frozen=True)
 class GoldTable:
     name: str
     description: str
-    inputs: dict[str, object]  # silver entity -> partition mapping (None: same day)
+    inputs: dict[str, Reads]  # silver entity -> what is read of it
     sql: Callable[[date, date], str]  # SQL over the inputs named by entity
     schema: dict[str, pl.DataType]
     model: pa.DataFrameSchema
@@ -79,8 +92,12 @@ class GoldTable:
 
 def build_gold(table: GoldTable) -> AssetsDefinition:
     ins = {
-        entity: AssetIn(key=AssetKey(["silver", entity]), partition_mapping=mapping)
-        for entity, mapping in table.inputs.items()
+        entity: AssetIn(
+            key=AssetKey(["silver", entity]),
+            partition_mapping=r.mapping,
+            metadata={"columns": list(r.columns)},
+        )
+        for entity, r in table.inputs.items()
     }
 
     @asset(
@@ -108,7 +125,7 @@ def build_gold(table: GoldTable) -> AssetsDefinition:
     def _gold(context: AssetExecutionContext, **inputs: pl.DataFrame):
         first, last = run_dates(context)
         frames = {
-            entity: with_schema(frame, silver_schema(TABLES_BY_ENTITY[entity]))
+            entity: with_schema(frame, silver_schema(TABLES_BY_ENTITY[entity]), table.inputs[entity].columns)
             for entity, frame in inputs.items()
         }
         result = run_sql(table.sql(first, last), **frames).select(list(table.schema)).cast(table.schema).sort(

@@ -10,6 +10,7 @@ from lakehouse_assets.assets.gold.common import (
     P_STATUSES,
     UP_TO_THE_DAY,
     GoldTable,
+    reads,
     days_sql,
 )
 
@@ -94,7 +95,10 @@ CUSTOMER_SEGMENTS = GoldTable(
         "One row per (date, tenant_id, customer_id) for every customer created on or before the "
         "date: paid orders and revenue over 90 days, last order, segment and churn risk."
     ),
-    inputs={"customers": UP_TO_THE_DAY, "orders": UP_TO_THE_DAY},
+    inputs={
+        "customers": reads(UP_TO_THE_DAY, "id", "tenant_id", "created_at"),
+        "orders": reads(UP_TO_THE_DAY, "customer_id", "status", "total_amount", "created_at"),
+    },
     sql=sql,
     schema=SCHEMA,
     model=MODEL,

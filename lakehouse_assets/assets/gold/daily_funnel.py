@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from lakehouse_assets.assets.gold.common import SAME_DAY, GoldTable, ratio_sql
+from lakehouse_assets.assets.gold.common import SAME_DAY, GoldTable, reads, ratio_sql
 from lakehouse_assets.sources import EVENT_TYPES
 
 COUNTS = {
@@ -83,7 +83,9 @@ DAILY_FUNNEL = GoldTable(
         "One row per (date, tenant_id) with at least one event: sessions, customers, events per "
         "type and the share of sessions with a purchase."
     ),
-    inputs={"events": SAME_DAY},
+    inputs={
+        "events": reads(SAME_DAY, "tenant_id", "customer_id", "session_id", "event_type", "occurred_at")
+    },
     sql=sql,
     schema=SCHEMA,
     model=MODEL,

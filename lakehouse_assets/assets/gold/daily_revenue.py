@@ -12,6 +12,7 @@ from lakehouse_assets.assets.gold.common import (
     R_STATUSES,
     SAME_DAY,
     GoldTable,
+    reads,
     money_ratio_sql,
 )
 
@@ -101,7 +102,10 @@ DAILY_REVENUE = GoldTable(
         "One row per (date, tenant_id) with at least one order created that day: orders, paid "
         "orders, gross, refunded and net revenue, average order value, items sold."
     ),
-    inputs={"orders": SAME_DAY, "order_items": EVERY_DAY},
+    inputs={
+        "orders": reads(SAME_DAY, "id", "tenant_id", "status", "total_amount", "created_at"),
+        "order_items": reads(EVERY_DAY, "order_id", "quantity"),
+    },
     sql=sql,
     schema=SCHEMA,
     model=MODEL,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from lakehouse_assets.assets.gold.common import EVERY_DAY, MONEY, SAME_DAY, GoldTable
+from lakehouse_assets.assets.gold.common import EVERY_DAY, MONEY, SAME_DAY, GoldTable, reads
 from lakehouse_assets.assets.gold.daily_revenue import revenue_by_day_sql
 
 
@@ -108,10 +108,10 @@ DAILY_SUMMARY = GoldTable(
         "revenue, events, active customers, invoices paid and their amount."
     ),
     inputs={
-        "customers": SAME_DAY,
-        "orders": SAME_DAY,
-        "events": SAME_DAY,
-        "invoices": EVERY_DAY,
+        "customers": reads(SAME_DAY, "tenant_id", "created_at"),
+        "orders": reads(SAME_DAY, "id", "tenant_id", "customer_id", "status", "total_amount", "created_at"),
+        "events": reads(SAME_DAY, "tenant_id", "customer_id", "occurred_at"),
+        "invoices": reads(EVERY_DAY, "tenant_id", "status", "amount", "paid_at"),
     },
     sql=sql,
     schema=SCHEMA,

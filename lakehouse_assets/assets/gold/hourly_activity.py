@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from lakehouse_assets.assets.gold.common import SAME_DAY, GoldTable, ratio_sql
+from lakehouse_assets.assets.gold.common import SAME_DAY, GoldTable, reads, ratio_sql
 
 
 def sql(first, last) -> str:
@@ -57,7 +57,7 @@ MODEL = pa.DataFrameSchema(
 HOURLY_ACTIVITY = GoldTable(
     name="hourly_activity",
     description="One row per (date, hour, tenant_id) with at least one event in that UTC hour.",
-    inputs={"events": SAME_DAY},
+    inputs={"events": reads(SAME_DAY, "tenant_id", "session_id", "event_type", "occurred_at")},
     sql=sql,
     schema=SCHEMA,
     model=MODEL,

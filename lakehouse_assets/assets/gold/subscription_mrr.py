@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from lakehouse_assets.assets.gold.common import EVERY_DAY, MONEY, GoldTable, days_sql
+from lakehouse_assets.assets.gold.common import EVERY_DAY, MONEY, GoldTable, reads, days_sql
 
 # "status is not trialing": a NULL status is not trialing (IS DISTINCT FROM, not <>).
 NOT_TRIALING = "s.status IS DISTINCT FROM 'trialing'"
@@ -72,7 +72,9 @@ SUBSCRIPTION_MRR = GoldTable(
         "One row per (date, tenant_id) with anything to show: subscriptions active that day, "
         "their MRR, MRR started and MRR churned that day. Reads every subscription."
     ),
-    inputs={"subscriptions": EVERY_DAY},
+    inputs={
+        "subscriptions": reads(EVERY_DAY, "tenant_id", "status", "mrr", "started_at", "canceled_at")
+    },
     sql=sql,
     schema=SCHEMA,
     model=MODEL,
