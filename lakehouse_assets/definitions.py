@@ -7,6 +7,7 @@ from dagster import Definitions, in_process_executor
 from lakehouse_assets.assets.bronze import bronze_landing
 from lakehouse_assets.assets.gold import gold_assets
 from lakehouse_assets.assets.silver import silver_assets
+from lakehouse_assets.checks.reconcile import files_reconcile
 from lakehouse_assets.checks.warnings import warning_checks
 from lakehouse_assets.resources import resources_for_environment
 from lakehouse_assets.sensors.landing import landing_sensor
@@ -19,7 +20,7 @@ from lakehouse_assets.sensors.operations import (
 
 defs = Definitions(
     assets=[bronze_landing, *silver_assets, *gold_assets],
-    asset_checks=[*warning_checks, *freshness_checks],
+    asset_checks=[files_reconcile, *warning_checks, *freshness_checks],
     sensors=[landing_sensor, gold_freshness_sensor, run_failure_report],
     schedules=[daily_refresh],
     resources=resources_for_environment(),

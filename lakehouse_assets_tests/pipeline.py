@@ -12,20 +12,28 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from lakehouse_assets.assets.bronze import bronze_landing
+from lakehouse_assets.assets.bronze import bronze_landing, build_bronze
 from lakehouse_assets.assets.gold import gold_assets
-from lakehouse_assets.assets.silver import silver_assets
+from lakehouse_assets.assets.silver import build_silver, silver_assets
+from lakehouse_assets.checks.reconcile import build_files_reconcile, files_reconcile
 from lakehouse_assets.checks.warnings import warning_checks
 from lakehouse_assets.resources.landing import LandingZone
+from lakehouse_assets.sources import SourceTable
 from lakehouse_assets.storage.duckdb_io import LakehouseDuckDBIOManager
 
-ALL_ASSETS = [bronze_landing, *silver_assets, *gold_assets, *warning_checks]
+ALL_ASSETS = [bronze_landing, *silver_assets, *gold_assets, files_reconcile, *warning_checks]
 
 
-def run_pipeline(landing: Path, warehouse: Path, first: str, last: str, instance=None):
+def assets_for(tables: tuple[SourceTable, ...]) -> list:
+    """The asset graph for other declarations (e.g. a table that has gained a column)."""
+    return [build_bronze(tables), *(build_silver(t) for t in tables), *gold_assets,
+            build_files_reconcile(tables), *warning_checks]
+
+
+def run_pipeline(landing: Path, warehouse: Path, first: str, last: str, instance=None, assets=None):
     """Materialize every asset for first...last in one run; returns the Dagster result."""
     return materialize(
-        ALL_ASSETS,
+        assets or ALL_ASSETS,
         resources={
             "landing": LandingZone(uri=str(landing)),
             "io_manager": LakehouseDuckDBIOManager(database=str(warehouse)),

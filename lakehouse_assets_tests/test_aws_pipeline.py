@@ -29,7 +29,7 @@ from lakehouse_assets_tests.moto_server import ACCESS_KEY, SECRET_KEY, aws  # no
 from lakehouse_assets_tests.pipeline import ALL_ASSETS, run_pipeline
 
 SCALE = 0.02
-HISTORY_DAYS = 30  # business dates span 40 days: 31 tables x 40 partitions
+HISTORY_DAYS = 30  # business dates span 40 days: 32 tables x 40 partitions
 PREFIX = "lh"
 LANDING = "s3://lakehouse-landing/dms/landing"
 WAREHOUSE_BUCKET = "lakehouse-warehouse"
@@ -133,7 +133,7 @@ def aws_run(aws, zone):
 def test_aws_mode_gives_exactly_the_rows_of_local_mode(local_run, aws_run):
     _, aws_tables = aws_run
     assert sorted(aws_tables) == sorted(local_run)
-    assert len(local_run) == 9 + 16 + 6
+    assert len(local_run) == 10 + 16 + 6
     for name, local in local_run.items():
         assert aws_tables[name].schema == local.schema, name
         assert tidy(aws_tables[name]).equals(tidy(local)), name

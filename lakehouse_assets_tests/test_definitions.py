@@ -17,7 +17,7 @@ def test_definitions_load():
 
 def test_every_table_of_the_contract_is_an_asset():
     keys = {k.to_user_string() for k in graph().get_all_asset_keys()}
-    expected = {f"bronze/{t.name}" for t in SOURCE_TABLES} | {"bronze/cdc_rejects"}
+    expected = {f"bronze/{t.name}" for t in SOURCE_TABLES} | {"bronze/cdc_rejects", "bronze/landing_manifest"}
     expected |= {f"silver/{t.entity}" for t in SOURCE_TABLES}
     expected |= {f"silver/{t.entity}_quarantine" for t in SOURCE_TABLES}
     expected |= {f"gold/{n}" for n in ("daily_revenue", "daily_funnel", "hourly_activity",
@@ -49,7 +49,13 @@ def test_every_table_has_a_pandera_check_and_silver_gold_block():
         assert spec.blocking == (key.path[0] in ("silver", "gold")), key
     for t in SOURCE_TABLES:
         assert (AssetKey(["bronze", t.name]), "records_reconcile") in checks
+        assert (AssetKey(["bronze", t.name]), "no_schema_drift") in checks
         assert (AssetKey(["silver", t.entity]), "keys_reconcile") in checks
+    reconcile = checks[(AssetKey(["bronze", "landing_manifest"]), "files_reconcile")]
+    assert reconcile.blocking
+    # silver waits for it: a file whose records went missing stops silver
+    for t in SOURCE_TABLES:
+        assert AssetKey(["bronze", "landing_manifest"]) in g.get(AssetKey(["silver", t.entity])).parent_keys
     warn = {name for (_, name) in checks if "points_to" in name or "unique" in name}
     assert warn == {
         "customer_id_points_to_customers",

@@ -18,7 +18,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 def snapshot(warehouse: Path) -> dict[str, pl.DataFrame]:
-    """Every table, sorted, without the one column that records when it was read."""
+    """Every table, sorted, without the columns that record when and by which run it was read."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         tables = con.execute(
@@ -27,7 +27,7 @@ def snapshot(warehouse: Path) -> dict[str, pl.DataFrame]:
         out = {}
         for schema, name in tables:
             frame = con.sql(f'SELECT * FROM "{schema}"."{name}"').pl()
-            frame = frame.drop("_ingested_at", strict=False)
+            frame = frame.drop("_ingested_at", "_run_id", strict=False)
             out[f"{schema}.{name}"] = frame.sort(frame.columns, nulls_last=True)
         return out
     finally:
@@ -60,9 +60,12 @@ def test_every_asset_materializes_and_every_check_passes(first_run, zone):
         if not e.passed and e.check_name != "email_unique_per_tenant_id"
     ]
     assert failed == []
-    assert len(evaluations) >= 8 + 1 + 8 + 16 + 6  # bronze+rejects, reconcile, silver, gold
+    # bronze+rejects+manifest schemas, per-table reconcile and drift, the manifest's storage
+    # reconciliation, silver (schemas, keys), gold
+    assert len(evaluations) >= 10 + 8 + 8 + 1 + 16 + 8 + 6
+    assert any(e.check_name == "files_reconcile" and e.passed for e in evaluations)
     tables = snapshot(warehouse)
-    assert len(tables) == 9 + 16 + 6
+    assert len(tables) == 10 + 16 + 6
     assert tables["bronze.cdc_rejects"].is_empty()
 
 
@@ -137,5 +140,5 @@ def test_partition_range_cli_with_only_the_contract_variables(zone, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     tables = snapshot(warehouse)
-    assert len(tables) == 31
+    assert len(tables) == 10 + 16 + 6  # bronze (8, rejects, manifest), silver, gold
     assert len(tables["silver.orders"]) == summary.table("core_order").live_rows

@@ -85,10 +85,10 @@ def test_the_asset_graph_shows_every_layer_and_asset(page, services):
             break
         page.mouse.wheel(0, 500)
         page.wait_for_timeout(200)
-    assert len(ASSETS) == 31
+    assert len(ASSETS) == 32
     assert ASSETS - seen == set()
 
-    # The global lineage: three groups, expanded, zoomed out to show all 31 assets at once.
+    # The global lineage: three groups, expanded, zoomed out to show all 32 assets at once.
     page.set_viewport_size({"width": 1400, "height": 1300})
     page.goto("/asset-groups")
     collapsed = page.locator("[class*=CollapsedGroupNode_collapsedGroupNodeBox]")
@@ -105,10 +105,10 @@ def test_the_asset_graph_shows_every_layer_and_asset(page, services):
     page.wait_for_timeout(2500)  # the zoom animates, the nodes' statuses load
     headers = page.locator("[class*=ExpandedGroupNode_groupNodeHeaderBox]").all_inner_texts()
     assert sorted(h.strip() for h in headers) == ["bronze", "gold", "silver"]
-    # 31 nodes, each with an asset's name (long ones shortened with an ellipsis at this zoom)
+    # 32 nodes, each with an asset's name (long ones shortened with an ellipsis at this zoom)
     shown = page.locator("[class*=AssetNode_assetName]").all_inner_texts()
     names = [key.split("/")[1] for key in ASSETS]
-    assert len(shown) == 31
+    assert len(shown) == 32
     for label in shown:
         pattern = re.escape(label.strip()).replace("…", ".*")
         assert any(re.fullmatch(pattern, n) for n in names), label

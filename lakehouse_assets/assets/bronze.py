@@ -1,8 +1,9 @@
 """Bronze: every landed change, exactly as landed, by commit date (CONTRACT section 3).
 
-One step reads the landing files of the selected tables and writes each table's changes and
-the unreadable records (`bronze.cdc_rejects`) for the partitions of the run. Tables and
-checks are generated from the declarations in `sources.py`.
+One step reads the landing files of the selected tables and writes, for the partitions of the
+run, each table's changes, the unreadable records (`bronze.cdc_rejects`) and the landing
+manifest (`bronze.landing_manifest`: every file, and where its records went). Tables and
+checks are generated from the declarations in `sources.py` (`build_bronze(SOURCE_TABLES)`).
 """
 
 
@@ -12,25 +13,30 @@ from datetime import date, datetime, timezone
 import polars as pl
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetOut,
+    AssetsDefinition,
     BackfillPolicy,
+    MetadataValue,
     Output,
     multi_asset,
 )
 
 from lakehouse_assets.assets.catalog import KINDS, OWNERS, column_schema, describe_column
-from lakehouse_assets.checks.schemas import bronze_schema, rejects_schema
+from lakehouse_assets.checks.schemas import bronze_schema, manifest_schema, rejects_schema
 from lakehouse_assets.checks.validation import run_schema, schema_check_spec
 from lakehouse_assets.environment import partitions_start
+from lakehouse_assets.landing.manifest import MANIFEST_SCHEMA, manifest_by_day
 from lakehouse_assets.landing.reader import REJECT_SCHEMA, TableRead, change_schema, read_table
 from lakehouse_assets.partitions import daily_partitions, rows_in_run, run_dates
 from lakehouse_assets.resources.landing import LandingZone
 from lakehouse_assets.sources import SOURCE_TABLES, SourceTable
 
 REJECTS_KEY = AssetKey(["bronze", "cdc_rejects"])
+MANIFEST_KEY = AssetKey(["bronze", "landing_manifest"])
 
 
 def bronze_key(table: SourceTable) -> AssetKey:
@@ -84,70 +90,126 @@ REJECTS_OUT = AssetOut(
 )
 
 
-def _check_specs() -> list[AssetCheckSpec]:
+MANIFEST_OUT = AssetOut(
+    key=MANIFEST_KEY,
+    description=(
+        "Every landing file seen: path, size, sha256, record count, first and last commit ts, "
+        "when it was ingested and by which run; one row per (file, day) with the records it "
+        "filed under that day as bronze rows and as rejects."
+    ),
+    group_name="bronze",
+    owners=OWNERS,
+    kinds=KINDS,
+    is_required=False,
+    metadata={
+        "partition_expr": "_partition_date",
+        "dagster/column_schema": column_schema(MANIFEST_SCHEMA),
+    },
+)
+
+DRIFT_CHECK = "no_schema_drift"
+
+
+def _check_specs(tables: tuple[SourceTable, ...]) -> list[AssetCheckSpec]:
     specs = []
-    for key in [*(bronze_key(t) for t in SOURCE_TABLES), REJECTS_KEY]:
+    for key in [*(bronze_key(t) for t in tables), REJECTS_KEY, MANIFEST_KEY]:
         specs.append(schema_check_spec(key, False, "Pandera model of the bronze layout"))
-    for table in SOURCE_TABLES:
+    for table in tables:
         specs.append(
             AssetCheckSpec(
                 name="records_reconcile",
                 asset=bronze_key(table),
-                description="Records in the landing files = bronze rows + rejects",
+                description="Records in the landing files = bronze rows + rejects, per file",
+            )
+        )
+        specs.append(
+            AssetCheckSpec(
+                name=DRIFT_CHECK,
+                asset=bronze_key(table),
+                description="No landing file has more fields per record than the declaration",
             )
         )
     return specs
 
 
-@multi_asset(
-    name="bronze_landing",
-    outs={**{t.name: _table_out(t) for t in SOURCE_TABLES}, "cdc_rejects": REJECTS_OUT},
-    check_specs=_check_specs(),
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    can_subset=True,
-)
-def bronze_landing(context: AssetExecutionContext, landing: LandingZone):
-    first, last = run_dates(context)
-    partitions = f"{first}...{last}"
-    store = landing.store()
-    selected = context.selected_asset_keys
-    want_rejects = REJECTS_KEY in selected
-    ingested_at = datetime.now(timezone.utc)
-    rejects = []
-    for table in SOURCE_TABLES:
-        if bronze_key(table) not in selected and not want_rejects:
-            continue
-        started = time.monotonic()
-        read = _too_early_to_rejects(read_table(store, table, ingested_at), partitions_start())
-        context.log.info(
-            f"{table.name}: {len(read.manifest)} files, {read.manifest['records'].sum()} records "
-            f"-> {len(read.changes)} changes, {len(read.rejects)} rejects "
-            f"({time.monotonic() - started:.1f}s)"
-        )
-        for note in read.ignored:
-            context.log.warning(f"ignored in the landing zone: {note}")
-        for row in read.manifest.filter(pl.col("rejects") > 0).iter_rows(named=True):
-            context.log.warning(
-                f"{row['_source_file']}: {row['rejects']} of {row['records']} records rejected"
+def build_bronze(tables: tuple[SourceTable, ...]) -> AssetsDefinition:
+    """The bronze step for these declarations."""
+
+    @multi_asset(
+        name="bronze_landing",
+        outs={
+            **{t.name: _table_out(t) for t in tables},
+            "cdc_rejects": REJECTS_OUT,
+            "landing_manifest": MANIFEST_OUT,
+        },
+        check_specs=_check_specs(tables),
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        can_subset=True,
+    )
+    def bronze_landing(context: AssetExecutionContext, landing: LandingZone):
+        first, last = run_dates(context)
+        partitions = f"{first}...{last}"
+        store = landing.store()
+        selected = context.selected_asset_keys
+        # The rejects and the manifest hold every table: a day of them is written whole.
+        want_all = bool({REJECTS_KEY, MANIFEST_KEY} & selected)
+        ingested_at = datetime.now(timezone.utc)
+        rejects, manifests = [], []
+        for table in tables:
+            if bronze_key(table) not in selected and not want_all:
+                continue
+            started = time.monotonic()
+            read = _too_early_to_rejects(read_table(store, table, ingested_at), partitions_start())
+            _log_read(context, table, read, time.monotonic() - started)
+            rejects.append(read.rejects)
+            manifests.append(manifest_by_day(read, ingested_at, context.run_id, partitions_start()))
+            if bronze_key(table) not in selected:
+                continue
+            changes = rows_in_run(read.changes, pl.col("_commit_ts").dt.date(), first, last)
+            key = bronze_key(table)
+            yield Output(
+                changes,
+                output_name=table.name,
+                metadata={"files": len(read.manifest), "rejects_in_range": _count_in(read.rejects, first, last)},
             )
-        rejects.append(read.rejects)
-        if bronze_key(table) not in selected:
-            continue
-        changes = rows_in_run(read.changes, pl.col("_commit_ts").dt.date(), first, last)
-        key = bronze_key(table)
-        yield Output(
-            changes,
-            output_name=table.name,
-            metadata={"files": len(read.manifest), "rejects_in_range": _count_in(read.rejects, first, last)},
+            yield run_schema(bronze_schema(table), changes, key, partitions)
+            yield _reconcile(read, key)
+            yield _no_drift(read, key)
+        if REJECTS_KEY in selected:
+            all_rejects = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
+            in_range = rows_in_run(all_rejects, pl.col("_partition_date"), first, last)
+            yield Output(in_range, output_name="cdc_rejects")
+            yield run_schema(rejects_schema(), in_range, REJECTS_KEY, partitions)
+        if MANIFEST_KEY in selected:
+            manifest = pl.concat(manifests) if manifests else pl.DataFrame(schema=MANIFEST_SCHEMA)
+            in_range = rows_in_run(manifest, pl.col("_partition_date"), first, last)
+            yield Output(in_range, output_name="landing_manifest", metadata={"files": in_range["_source_file"].n_unique()})
+            yield run_schema(manifest_schema(), in_range, MANIFEST_KEY, partitions)
+
+    return bronze_landing
+
+
+def _log_read(context, table: SourceTable, read: TableRead, seconds: float) -> None:
+    context.log.info(
+        f"{table.name}: {len(read.manifest)} files, {read.manifest['records'].sum()} records "
+        f"-> {len(read.changes)} changes, {len(read.rejects)} rejects ({seconds:.1f}s)"
+    )
+    for note in read.ignored:
+        context.log.warning(f"ignored in the landing zone: {note}")
+    for row in read.manifest.filter(pl.col("rejects") > 0).iter_rows(named=True):
+        context.log.warning(f"{row['_source_file']}: {row['rejects']} of {row['records']} records rejected")
+    for row in _drifted(read).iter_rows(named=True):
+        context.log.error(
+            f"schema drift in {table.name}: {row['_source_file']} has {row['fields_found']} fields per "
+            f"record, the declaration {row['fields_expected']} ({row['fields_expected'] - 3} columns -> "
+            f"{row['fields_found'] - 3}); its {row['rejects']} records are in bronze.cdc_rejects until "
+            "the declaration in sources.py gains the new column(s)"
         )
-        yield run_schema(bronze_schema(table), changes, key, partitions)
-        yield _reconcile(read, key)
-    if want_rejects:
-        all_rejects = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
-        in_range = rows_in_run(all_rejects, pl.col("_partition_date"), first, last)
-        yield Output(in_range, output_name="cdc_rejects")
-        yield run_schema(rejects_schema(), in_range, REJECTS_KEY, partitions)
+
+
+def _drifted(read: TableRead) -> pl.DataFrame:
+    return read.manifest.filter(pl.col("fields_found") > pl.col("fields_expected"), pl.col("rejects") > 0)
 
 
 def _too_early_to_rejects(read: TableRead, first_partition: date) -> TableRead:
@@ -213,3 +275,28 @@ def _reconcile(read: TableRead, key: AssetKey) -> AssetCheckResult:
             "files_that_differ": diff["_source_file"].head(10).to_list(),
         },
     )
+
+
+def _no_drift(read: TableRead, key: AssetKey) -> AssetCheckResult:
+    """Fails (ERROR, without blocking the other tables) when a file has drifted."""
+    drifted = _drifted(read)
+    return AssetCheckResult(
+        asset_key=key,
+        check_name=DRIFT_CHECK,
+        passed=drifted.is_empty(),
+        severity=AssetCheckSeverity.ERROR,
+        description=(
+            None
+            if drifted.is_empty()
+            else f"{drifted['_source_file'][0]}: {drifted['fields_found'][0]} fields per record, "
+            f"declared {drifted['fields_expected'][0]}"
+        ),
+        metadata={
+            "files": MetadataValue.json(
+                drifted.select("_source_file", "fields_expected", "fields_found", "rejects").to_dicts()
+            ),
+        },
+    )
+
+
+bronze_landing = build_bronze(SOURCE_TABLES)

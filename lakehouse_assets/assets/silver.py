@@ -12,6 +12,7 @@ from dagster import (
     AllPartitionMapping,
     AssetCheckResult,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
@@ -23,7 +24,7 @@ from dagster import (
     multi_asset,
 )
 
-from lakehouse_assets.assets.bronze import bronze_key
+from lakehouse_assets.assets.bronze import MANIFEST_KEY, bronze_key
 from lakehouse_assets.assets.catalog import (
     KINDS,
     OWNERS,
@@ -60,6 +61,9 @@ def build_silver(table: SourceTable) -> AssetsDefinition:
     @multi_asset(
         name=f"silver_{table.entity}",
         ins={"changes": AssetIn(key=bronze_key(table), partition_mapping=AllPartitionMapping())},
+        # Silver is built from bronze that reconciles with the landing manifest: the manifest's
+        # blocking check (checks/reconcile.py) stops it when a file's records went missing.
+        deps=[AssetDep(MANIFEST_KEY, partition_mapping=AllPartitionMapping())],
         outs={
             "current": AssetOut(
                 key=silver_key(table),
@@ -101,7 +105,11 @@ def build_silver(table: SourceTable) -> AssetsDefinition:
             AssetCheckSpec(
                 name="keys_reconcile",
                 asset=silver_key(table),
-                description="silver + quarantine rows = keys whose last change is not a delete",
+                blocking=True,
+                description=(
+                    "Every bronze key is in silver, in quarantine or deleted: silver + quarantine "
+                    "rows = keys whose last change is not a delete (counted another way)"
+                ),
             ),
         ],
         partitions_def=daily_partitions,
@@ -125,19 +133,20 @@ def build_silver(table: SourceTable) -> AssetsDefinition:
         }
         selected = [name for name, (key, _, _) in outputs.items() if key in context.selected_asset_keys]
         results = {name: run_schema(outputs[name][2], outputs[name][1], outputs[name][0], partitions) for name in selected}
-        failed = [outputs[name][0].to_user_string() for name, r in results.items() if not r.passed]
-        if failed:
-            yield from results.values()
-            raise Failure(f"blocking checks failed for {', '.join(failed)}: partitions not written")
         if silver_key(table) in context.selected_asset_keys:
             live = count_live_keys(changes, table)
             merged = len(result.valid) + len(result.quarantine)
-            yield AssetCheckResult(
+            results["keys"] = AssetCheckResult(
                 asset_key=silver_key(table),
                 check_name="keys_reconcile",
                 passed=live == merged,
                 metadata={"live_keys": live, "silver_plus_quarantine": merged},
             )
+        failed = [f"{r.asset_key.to_user_string()} {r.check_name}" for r in results.values() if not r.passed]
+        if failed:
+            yield from results.values()
+            raise Failure(f"blocking checks failed ({', '.join(failed)}): partitions not written")
+        yield from (results.pop(k) for k in ["keys"] if k in results)
         for name in selected:
             yield Output(
                 outputs[name][1],

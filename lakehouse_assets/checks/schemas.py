@@ -6,6 +6,7 @@ import pandera.polars as pa
 import polars as pl
 
 from lakehouse_assets.assets.catalog import POLARS_TYPES, quarantine_schema
+from lakehouse_assets.landing.manifest import MANIFEST_SCHEMA
 from lakehouse_assets.landing.reader import OPS, REJECT_SCHEMA, change_schema
 from lakehouse_assets.sources import SourceTable
 
@@ -26,6 +27,26 @@ def rejects_schema() -> pa.DataFrameSchema:
     for name in ("table_name", "_source_file", "reason", "_partition_date"):
         columns[name] = pa.Column(REJECT_SCHEMA[name], nullable=False)
     return pa.DataFrameSchema(columns, name="bronze.cdc_rejects", strict=True)
+
+
+def manifest_schema() -> pa.DataFrameSchema:
+    columns = {name: pa.Column(dtype, nullable=True) for name, dtype in MANIFEST_SCHEMA.items()}
+    for name in ("table_name", "_source_file", "size_bytes", "_partition_date", "_ingested_at", "_run_id"):
+        columns[name] = pa.Column(MANIFEST_SCHEMA[name], nullable=False)
+    for name in ("records", "changes", "rejects", "records_in_file"):
+        columns[name] = pa.Column(pl.Int64, pa.Check.ge(0), nullable=False)
+    return pa.DataFrameSchema(
+        columns,
+        name="bronze.landing_manifest",
+        strict=True,
+        unique=["table_name", "_source_file", "_partition_date"],
+        checks=[
+            pa.Check(
+                lambda d: d.lazyframe.select(pl.col("records") == pl.col("changes") + pl.col("rejects")),
+                name="records = changes + rejects",
+            )
+        ],
+    )
 
 
 def silver_schema(table: SourceTable) -> pa.DataFrameSchema:

@@ -1,0 +1,166 @@
+"""The audit trail (issue: nothing lost): the landing manifest lists every landed file with
+where its records went, and a blocking check compares it with what the warehouse holds; a
+record lost or doubled in storage fails it, names the file and stops silver."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, materialize
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from lakehouse_assets.checks.reconcile import differences, stored_counts
+from lakehouse_assets.resources.landing import LandingZone
+from lakehouse_assets.sample_data import generate_landing_zone
+from lakehouse_assets.sources import SOURCE_TABLES
+from lakehouse_assets.storage.duckdb_io import LakehouseDuckDBIOManager
+from lakehouse_assets_tests.landing_builder import write
+from lakehouse_assets_tests.pipeline import ALL_ASSETS, run_pipeline, table
+
+MANIFEST = AssetKey(["bronze", "landing_manifest"])
+RECONCILE = AssetCheckKey(MANIFEST, "files_reconcile")
+
+
+def records_in(path: Path) -> int:
+    """Independent count: non-blank CSV records, less a DMS header row."""
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    rows = [r for r in csv.reader(io.StringIO(data.decode(), newline="")) if r]
+    return len(rows) - int(bool(rows) and rows[0][0].lower() in ("op", "_dms_commit_ts"))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("audit")
+    landing = root / "landing"
+    summary = generate_landing_zone(landing, scale=0.02, seed=11, dirty_rate=0.02, history_days=15, cdc_days=3)
+    # A file with no record at all is still a file seen; unreadable records are rejects.
+    write(landing, "core_invoice", "20241130-120000000.csv", [])
+    write(landing, "core_order", "20241130-130000000.csv",
+          ["U,2024-11-30 12:59:00,1,1,1,paid,EUR,1.00,2024-11-30 10:00:00,2024-11-30 10:00:00,7",
+           "U,not a timestamp,1,1,1,paid,EUR,1.00,2024-11-30 10:00:00,2024-11-30 10:00:00,8",
+           "just one field"])
+    first, last = summary.partition_range.split("...")
+    first = min(first, "2024-11-30")
+    warehouse = root / "clean.duckdb"
+    instance = DagsterInstance.ephemeral()
+    result = run_pipeline(landing, warehouse, first, last, instance=instance)
+    return landing, warehouse, (first, last), result
+
+
+def check_result(result, key: AssetCheckKey):
+    found = [e for e in result.get_asset_check_evaluations() if e.asset_check_key == key]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_the_manifest_lists_every_file_with_its_records_size_and_checksum(built):
+    landing, warehouse, _, result = built
+    manifest = table(warehouse, "bronze.landing_manifest")
+    per_file = manifest.group_by("_source_file").agg(
+        pl.col("records").sum(), pl.col("records_in_file").first(), pl.col("size_bytes").first(),
+        pl.col("sha256").first(), pl.col("_run_id").unique(), pl.len().alias("days"),
+    )
+    landed = sorted(p for p in landing.rglob("*") if p.is_file())
+    assert sorted(per_file["_source_file"]) == sorted(str(p.relative_to(landing)) for p in landed)
+    for row in per_file.iter_rows(named=True):
+        path = landing / row["_source_file"]
+        assert row["records"] == row["records_in_file"] == records_in(path), row["_source_file"]
+        assert row["size_bytes"] == path.stat().st_size
+        content = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+        assert row["sha256"] == hashlib.sha256(content).hexdigest()
+        assert row["_run_id"] == [result.run_id]
+    empty = manifest.filter(pl.col("_source_file").str.ends_with("20241130-120000000.csv"))
+    assert empty.select("records", "changes", "rejects", "_partition_date").rows() == [(0, 0, 0, date(2024, 11, 30))]
+    # rejects are accounted for per file
+    assert manifest["rejects"].sum() == table(warehouse, "bronze.cdc_rejects").height == 2
+    broken = per_file.filter(pl.col("_source_file").str.ends_with("20241130-130000000.csv"))
+    assert broken["records"].to_list() == [3]
+
+
+def test_a_clean_run_reconciles(built):
+    *_, result = built
+    assert result.success
+    evaluation = check_result(result, RECONCILE)
+    assert evaluation.passed
+    assert evaluation.metadata["files_that_differ"].value == 0
+    assert evaluation.metadata["files_checked"].value > 100
+
+
+@pytest.mark.parametrize("tamper", ["lose a row", "double a row"])
+def test_a_row_lost_or_doubled_in_storage_is_a_difference_of_its_file(built, tmp_path, tamper):
+    landing, clean, span, _ = built
+    warehouse = tmp_path / "tampered.duckdb"
+    shutil.copyfile(clean, warehouse)
+    con = duckdb.connect(str(warehouse))
+    victim = con.execute(
+        "SELECT _source_file FROM bronze.core_order ORDER BY _source_file DESC, _source_row LIMIT 1"
+    ).fetchone()[0]
+    if tamper == "lose a row":
+        con.execute("DELETE FROM bronze.core_order WHERE rowid = (SELECT min(rowid) FROM bronze.core_order "
+                    "WHERE _source_file = ?)", [victim])
+    else:
+        con.execute("INSERT INTO bronze.core_order SELECT * FROM bronze.core_order WHERE _source_file = ? LIMIT 1",
+                    [victim])
+    con.close()
+    result = run_with_check(landing, warehouse, span)
+    assert victim in check_result(result, RECONCILE).description
+    # and exactly that file's count, by one row
+    con = duckdb.connect(str(warehouse), read_only=True)
+    frames = {t.name: con.sql(f"SELECT _source_file, _commit_ts FROM bronze.{t.name}").pl() for t in SOURCE_TABLES}
+    frames["rejects"] = con.sql("SELECT table_name, _source_file, _partition_date FROM bronze.cdc_rejects").pl()
+    manifest = con.sql("SELECT * FROM bronze.landing_manifest").pl()
+    con.close()
+    diff = differences(manifest, stored_counts(SOURCE_TABLES, frames))
+    assert diff["_source_file"].unique().to_list() == [victim]
+    expected = -1 if tamper == "lose a row" else 1
+    assert (diff["stored_changes"] - diff["changes"]).to_list() == [expected]
+
+
+def test_the_check_in_a_run_fails_naming_the_file_and_silver_does_not_run(built, tmp_path):
+    landing, clean, span, _ = built
+    warehouse = tmp_path / "tampered.duckdb"
+    shutil.copyfile(clean, warehouse)
+    con = duckdb.connect(str(warehouse))
+    victim = con.execute("SELECT _source_file FROM bronze.core_event ORDER BY _source_file LIMIT 1").fetchone()[0]
+    con.execute("DELETE FROM bronze.core_event WHERE _source_file = ?", [victim])
+    before = con.execute("SELECT count(*) FROM silver.orders").fetchone()[0]
+    con.execute("DELETE FROM silver.orders")  # so that a silver run would show
+    con.close()
+    result = run_with_check(landing, warehouse, span)
+    evaluation = check_result(result, RECONCILE)
+    assert not evaluation.passed
+    assert victim in evaluation.description
+    assert victim in str(evaluation.metadata["differences"].value)
+    # blocking: silver.orders, downstream of the manifest, was not materialized
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert AssetKey(["silver", "orders"]) not in materialized
+    assert before > 0 and table(warehouse, "silver.orders").height == 0
+
+
+def run_with_check(landing: Path, warehouse: Path, span):
+    """The check of the manifest (it reads the manifest and bronze as stored) and silver."""
+    return materialize(
+        ALL_ASSETS,
+        selection=AssetSelection.checks(RECONCILE) | AssetSelection.assets(AssetKey(["silver", "orders"])),
+        resources={
+            "landing": LandingZone(uri=str(landing)),
+            "io_manager": LakehouseDuckDBIOManager(database=str(warehouse)),
+        },
+        instance=DagsterInstance.ephemeral(),
+        tags={ASSET_PARTITION_RANGE_START_TAG: span[0], ASSET_PARTITION_RANGE_END_TAG: span[1]},
+        raise_on_error=False,
+    )
