@@ -33,6 +33,9 @@ class Column:
     allowed: tuple[str, ...] | None = None  # enum values (NULL is not a violation)
     non_negative: bool = False  # a negative value quarantines the row
     positive: bool = False  # a value <= 0 quarantines the row
+    # Added to the source table after files were landed: those files lack it (it reads as
+    # NULL there). Such columns come last, in the order they were added.
+    added_later: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,21 @@ class SourceTable:
     unique_within: tuple[tuple[str, ...], ...] = ()  # WARN: (scope..., column) duplicates
     description: str = ""
 
+    def __post_init__(self) -> None:
+        flags = [c.added_later for c in self.columns]
+        if flags != sorted(flags):
+            raise ValueError(f"{self.name}: columns added later must come after all the others")
+
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def column_counts(self) -> list[int]:
+        """How many of the columns a landed record may carry: all of them, or (in files
+        landed before columns were added) fewer; the most first."""
+        n = len(self.columns)
+        return [n - k for k in range(sum(c.added_later for c in self.columns) + 1)]
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)

@@ -17,10 +17,10 @@ from datetime import date, datetime, timezone
 import polars as pl
 from dagster import AssetKey
 
-from lakehouse_assets.assets.bronze import REJECTS_KEY, bronze_key
+from lakehouse_assets.assets.bronze import MANIFEST_KEY, REJECTS_KEY, bronze_key
 from lakehouse_assets.assets.silver import quarantine_key, silver_key
 from lakehouse_assets.cdc.merge import business_date_sql, comparable_sql, key_sql
-from lakehouse_assets.landing.files import LandingStore
+from lakehouse_assets.landing.files import LandingFile, LandingStore
 from lakehouse_assets.landing.reader import read_table
 from lakehouse_assets.sources import TABLES_BY_NAME, PgType, SourceTable
 from lakehouse_assets.values import parse_sql, quote_ident, run_sql
@@ -93,18 +93,26 @@ def _versions_of(history: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:
     return history.filter(pl.col("__key").is_in(keys.implode()))
 
 
-def compute_impact(store: LandingStore, new_paths: dict[str, set[str]]) -> Impact:
+def compute_impact(
+    store: LandingStore, new_paths: dict[str, set[str]], tables: dict[str, SourceTable] = TABLES_BY_NAME
+) -> Impact:
     """Stale partitions of every asset after the files `new_paths` (table -> paths) landed."""
     impact = Impact()
     touched: dict[str, pl.DataFrame] = {}
     histories: dict[str, pl.DataFrame] = {}
     for name, paths in sorted(new_paths.items()):
-        table = TABLES_BY_NAME[name]
+        table = tables[name]
         history, rejects = _history(store, table)
         histories[name] = history
         new = pl.col("_source_file").is_in(sorted(paths))
-        impact.add(bronze_key(table), history.filter(new)["_commit_ts"].dt.date())
-        impact.add(REJECTS_KEY, rejects.filter(new)["_partition_date"])
+        days = history.filter(new)["_commit_ts"].dt.date()
+        rejected_days = rejects.filter(new)["_partition_date"]
+        impact.add(bronze_key(table), days)
+        impact.add(REJECTS_KEY, rejected_days)
+        # The manifest accounts for every record of a new file, wherever it went (a file
+        # with no record, under its CDC name's date).
+        named = [LandingFile(p, 0).cdc_date for p in paths]
+        impact.add(MANIFEST_KEY, [*days, *rejected_days, *(date.fromisoformat(d) for d in named if d)])
         versions = _versions_of(history, history.filter(new)["__key"].unique())
         touched[table.entity] = versions
         impact.add(silver_key(table), versions["_business_date"])
@@ -118,7 +126,7 @@ def compute_impact(store: LandingStore, new_paths: dict[str, set[str]]) -> Impac
     if "order_items" in touched:
         orders = histories.get("core_order")
         if orders is None:
-            orders, _ = _history(store, TABLES_BY_NAME["core_order"])
+            orders, _ = _history(store, tables["core_order"])
         refs = touched["order_items"]["__ref"].drop_nulls().unique()
         ids = orders.filter(pl.col("__key").list.first().is_in(refs.implode()))
         item_order_days = set(ids["_business_date"])

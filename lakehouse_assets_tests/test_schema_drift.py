@@ -1,0 +1,188 @@
+"""Schema drift (issue: nothing lost): the source table gains a column, and DMS files grow by
+one field with no header to say so.
+
+Detected per file: its records go to the rejects with a reason naming the table, the file and
+the old and new counts, the table's `no_schema_drift` check fails and the run log says the
+same; other tables go on. Replayed once the declaration gains the column (`added_later=True`,
+since older files lack it): the landing sensor sees the declaration changed and reads the
+table's files again, so the rejected records reach bronze and silver with the new column,
+exactly as if the column had always been declared.
+
+Pinned reading of the contract: the new column arrives after the table's declared columns and
+before `_dms_seq`, as DMS appends a source column to its table's columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, Definitions, build_sensor_context, materialize
+
+from lakehouse_assets.resources.landing import LandingZone
+from lakehouse_assets.sensors.landing import build_landing_sensor
+from lakehouse_assets.sources import SOURCE_TABLES, TABLES_BY_NAME, Column, PgType
+from lakehouse_assets.storage.duckdb_io import LakehouseDuckDBIOManager
+from lakehouse_assets_tests.landing_builder import field, record, write
+from lakehouse_assets_tests.pipeline import assets_for, run_pipeline, table
+from lakehouse_assets_tests.test_end_to_end import snapshot
+
+ORDER = TABLES_BY_NAME["core_order"]
+CUSTOMER = TABLES_BY_NAME["core_customer"]
+ORDER_AFTER = replace(ORDER, columns=(*ORDER.columns, Column("coupon_code", PgType.TEXT, added_later=True)))
+TABLES_AFTER = tuple(ORDER_AFTER if t.name == ORDER.name else t for t in SOURCE_TABLES)
+SPAN = ("2024-11-20", "2024-12-02")
+DRIFTED = "public/core_order/20241202-080000000.csv"
+
+
+def order(id, status="paid", created="2024-11-20 10:00:00"):
+    return {"id": id, "tenant_id": 1, "customer_id": 1, "status": status, "currency": "EUR",
+            "total_amount": "10.00", "created_at": created, "updated_at": created}
+
+
+def drifted(op, ts, values, coupon, seq):
+    """A record of the drifted layout: the table's columns, the new one, then _dms_seq."""
+    fields = [op, ts, *(values[c] for c in ORDER.column_names), coupon, seq]
+    return ",".join(field(v) for v in fields)
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory):
+    root = tmp_path_factory.mktemp("drift") / "landing"
+    write(root, CUSTOMER, "LOAD00000001.csv", [record(CUSTOMER, "I", "2024-11-20 00:00:00", {
+        "id": 1, "tenant_id": 1, "email": "a@x.io", "full_name": "A", "country": "DE",
+        "attributes": "{}", "created_at": "2024-11-20 09:00:00", "updated_at": "2024-11-20 09:00:00"})])
+    write(root, ORDER, "LOAD00000001.csv", [
+        record(ORDER, "I", "2024-11-20 00:00:00", order(1)),
+        record(ORDER, "I", "2024-11-20 00:00:00", order(2, created="2024-11-21 10:00:00")),
+    ])
+    write(root, ORDER, "20241201-080000000.csv", [
+        record(ORDER, "U", "2024-12-01 07:00:00", order(1, status="shipped"), "1".rjust(35, "0")),
+    ])
+    # After the source gained coupon_code: every record has one more field.
+    write(root, ORDER, DRIFTED.rsplit("/", 1)[1], [
+        drifted("U", "2024-12-02 07:00:00", order(2, status="shipped", created="2024-11-21 10:00:00"),
+                "WELCOME10", "2".rjust(35, "0")),
+        drifted("I", "2024-12-02 07:30:00", order(3, created="2024-12-02 07:29:00"), "", "3".rjust(35, "0")),
+    ])
+    return root
+
+
+@pytest.fixture(scope="module")
+def before(landing, tmp_path_factory):
+    """The run with the declarations as they were."""
+    warehouse = tmp_path_factory.mktemp("before") / "w.duckdb"
+    instance = DagsterInstance.ephemeral()
+    result = run_pipeline(landing, warehouse, *SPAN, instance=instance)
+    return warehouse, result, instance
+
+
+def test_drift_is_detected_per_file_and_its_records_kept_as_rejects(before):
+    warehouse, result, instance = before
+    rejects = table(warehouse, "bronze.cdc_rejects")
+    assert rejects["_source_file"].to_list() == [DRIFTED, DRIFTED]
+    assert rejects["_source_row"].to_list() == [1, 2]
+    reason = rejects["reason"][0]
+    for words in ("schema drift", DRIFTED, "12 fields per record", "core_order has 11",
+                  "8 columns", "9 columns now", "1 more than declared"):
+        assert words in reason, (words, reason)
+    assert "WELCOME10" in rejects["raw_text"][0]  # kept as landed
+    # The table's check fails and names the file; the run log says the same.
+    [check] = [e for e in result.get_asset_check_evaluations()
+               if e.asset_check_key == AssetCheckKey(AssetKey(["bronze", "core_order"]), "no_schema_drift")]
+    assert not check.passed and DRIFTED in check.description
+    assert check.metadata["files"].value == [
+        {"_source_file": DRIFTED, "fields_expected": 11, "fields_found": 12, "rejects": 2}]
+    logged = [e.user_message for e in instance.all_logs(result.run_id) if e.level >= 40]
+    assert any("schema drift in core_order" in m and DRIFTED in m and "8 columns -> 9" in m for m in logged), logged
+
+
+def test_other_tables_and_the_older_records_go_on(before):
+    warehouse, result, _ = before
+    assert result.success  # the drift check fails as an ERROR without blocking the rest
+    orders = table(warehouse, "silver.orders", "id")
+    assert orders.select("id", "status").rows() == [(1, "shipped"), (2, "paid")]
+    assert table(warehouse, "silver.customers").height == 1
+    assert "coupon_code" not in orders.columns
+
+
+def test_once_declared_the_column_replays_the_rejected_records(landing, before, tmp_path):
+    warehouse, _, _ = before
+    # Same warehouse, the declaration with the new column: the rejected records come in.
+    assert run_pipeline(landing, warehouse, *SPAN, assets=assets_for(TABLES_AFTER)).success
+    assert table(warehouse, "bronze.cdc_rejects").is_empty()
+    orders = table(warehouse, "silver.orders", "id")
+    assert orders.select("id", "status", "coupon_code").rows() == [
+        (1, "shipped", None), (2, "shipped", "WELCOME10"), (3, "paid", "")]
+    # ... exactly as if the column had always been declared.
+    fresh = tmp_path / "fresh.duckdb"
+    assert run_pipeline(landing, fresh, *SPAN, assets=assets_for(TABLES_AFTER)).success
+    replayed, rebuilt = snapshot(warehouse), snapshot(fresh)
+    assert replayed.keys() == rebuilt.keys()
+    for name in rebuilt:
+        # a grown table has the new column last; the rows are the same
+        columns = sorted(rebuilt[name].columns)
+        assert sorted(replayed[name].columns) == columns, name
+        a, b = (f.select(columns).sort(columns, nulls_last=True) for f in (replayed[name], rebuilt[name]))
+        assert a.equals(b), name
+
+
+def test_files_landed_before_the_column_read_it_as_null_with_or_without_op(tmp_path):
+    """A LOAD file may lack Op; after the column was added its old records then have as many
+    fields as a new record without Op would: the first field tells."""
+    write(tmp_path, ORDER, "LOAD00000001.csv", [
+        record(ORDER, "I", "2024-11-20 00:00:00", order(1)),  # old layout, with Op
+        record(ORDER, None, "2024-11-20 00:00:00", order(2)),  # old layout, without Op
+        drifted(None, "2024-11-20 00:00:00", order(4), "X", None)[1:],  # new layout, without Op
+    ])
+    result = run_pipeline(tmp_path, tmp_path / "w.duckdb", *SPAN, assets=assets_for(TABLES_AFTER))
+    assert result.success
+    bronze = table(tmp_path / "w.duckdb", "bronze.core_order", "id")
+    assert bronze.select("id", "_op", "coupon_code", "_seq").rows() == [
+        ("1", "I", None, None), ("2", "I", None, None), ("4", "I", "X", None)]
+
+
+def test_the_landing_sensor_replays_a_table_whose_declaration_changed(landing, tmp_path):
+    """No command to run: the cursor remembers each declaration; a changed one makes its
+    table's files new again, and the run covers the table's whole span."""
+    instance = DagsterInstance.ephemeral()
+
+    def tick(tables, cursor):
+        sensor = build_landing_sensor(tables)
+        zone = LandingZone(uri=str(landing))
+        defs = Definitions(assets=assets_for(tables), sensors=[sensor], resources={"landing": zone})
+        with build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                  resources={"landing": zone}) as context:
+            return sensor(context)
+
+    first = tick(SOURCE_TABLES, None)
+    assert len(first.run_requests) == 1  # the first load
+    unchanged = tick(SOURCE_TABLES, first.cursor)
+    assert not unchanged.run_requests
+    replay = tick(TABLES_AFTER, unchanged.cursor)
+    [request] = replay.run_requests
+    assert request.tags["lakehouse/redeclared"] == "core_order"
+    keys = {k.to_user_string() for k in request.asset_selection}
+    assert {"bronze/core_order", "bronze/cdc_rejects", "bronze/landing_manifest", "silver/orders",
+            "gold/daily_revenue"} <= keys
+    assert not {"bronze/core_customer", "silver/customers"} & keys
+    start, end = (request.tags[f"dagster/asset_partition_range_{e}"] for e in ("start", "end"))
+    assert (start, end) == SPAN  # every day of the table: its first business date to its last commit
+    again = tick(TABLES_AFTER, replay.cursor)
+    assert not again.run_requests  # replayed once
+
+    # Run what it asked for over a warehouse built with the old declaration.
+    warehouse = tmp_path / "w.duckdb"
+    assert run_pipeline(landing, warehouse, *SPAN).success
+    assert table(warehouse, "bronze.cdc_rejects").height == 2
+    result = materialize(
+        assets_for(TABLES_AFTER),
+        selection=request.asset_selection,
+        resources={"landing": LandingZone(uri=str(landing)),
+                   "io_manager": LakehouseDuckDBIOManager(database=str(warehouse))},
+        instance=instance,
+        tags={k: v for k, v in request.tags.items() if k.startswith("dagster/asset_partition_range")},
+    )
+    assert result.success
+    assert table(warehouse, "bronze.cdc_rejects").is_empty()
+    assert table(warehouse, "silver.orders", "id")["coupon_code"].to_list() == [None, "WELCOME10", ""]
