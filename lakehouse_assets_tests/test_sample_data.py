@@ -423,3 +423,13 @@ def test_tiny_scale_still_writes_every_table(tmp_path):
     assert [t.live_rows for t in summary.tables] == [3, 1, 1, 5, 15, 29, 1, 1]
     for table in SOURCE_TABLES:
         assert len(_replay(tmp_path, table)) == summary.table(table.name).live_rows
+
+
+def test_lakehouse_span_prints_the_span_that_rebuilds_the_zone(landing, capsys, tmp_path):
+    """`lakehouse-span` (scripts/run.sh BACKFILL=1): earliest business date ... latest commit."""
+    from lakehouse_assets.landing.span import main as span_main
+
+    root, summary = landing
+    assert span_main([str(root)]) == 0
+    assert capsys.readouterr().out.strip() == summary.partition_range
+    assert span_main([str(tmp_path)]) == 1  # nothing landed: says so, and fails

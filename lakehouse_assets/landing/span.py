@@ -29,7 +29,7 @@ def landing_span(root: str) -> tuple[date, date] | None:
             continue
         col = table.column(table.partition_column)
         business = run_sql(
-            f"SELECT min(CAST({parse_sql(quote_ident(col.name), col.type, 'true')} AS DATE)) AS d "
+            f"SELECT min(CAST({parse_sql(quote_ident(col.name), col.type)} AS DATE)) AS d "
             "FROM changes",
             changes=changes.select(col.name),
         )["d"][0]
