@@ -254,8 +254,7 @@ def _reconcile(read: TableRead, key: AssetKey) -> AssetCheckResult:
         pl.concat(
             [
                 read.changes.select("_source_file"),
-                read.rejects.filter(~pl.col("reason").str.contains("records after row"))
-                .select("_source_file"),
+                read.rejects.select("_source_file"),
             ]
         )
         .group_by("_source_file")

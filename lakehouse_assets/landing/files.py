@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-LOAD_NAME = re.compile(r"^LOAD[0-9A-Fa-f]{8}\.csv(\.gz)?$")
-CDC_NAME = re.compile(r"^(\d{8})-(\d{9})\.csv(\.gz)?$")
+# ASCII digits only, and the whole name: `$` would let "LOAD00000001.csv\n" through, `\d`
+# Arabic-Indic or fullwidth digits.
+LOAD_NAME = re.compile(r"\ALOAD[0-9A-Fa-f]{8}\.csv(\.gz)?\Z")
+CDC_NAME = re.compile(r"\A([0-9]{8})-([0-9]{9})\.csv(\.gz)?\Z")
 
 
 @dataclass(frozen=True)
@@ -77,16 +79,24 @@ class LocalLandingStore:
         ignored: list[str] = []
         if not base.is_dir():
             return files, ignored
+        root = Path(self.root).resolve()
         for entry in sorted(base.iterdir()):
             rel = f"{folder}/{entry.name}"
             if not is_landing_name(entry.name):
                 ignored.append(f"{rel}: not a LOAD or CDC file name")
-            elif entry.is_symlink() and not _inside(entry.resolve(), Path(self.root).resolve()):
-                ignored.append(f"{rel}: symlink pointing outside the landing root")
-            elif not entry.is_file():
+                continue
+            try:
+                # The file itself, or a folder above it, may be a link leading elsewhere.
+                target = entry.resolve(strict=True)
+            except (OSError, RuntimeError) as exc:  # dangling link, or a loop
+                ignored.append(f"{rel}: cannot be resolved ({type(exc).__name__}: {exc})")
+                continue
+            if not _inside(target, root):
+                ignored.append(f"{rel}: leads outside the landing root (to {target})")
+            elif not target.is_file():
                 ignored.append(f"{rel}: not a regular file")
             else:
-                st = entry.stat()
+                st = target.stat()
                 files.append(
                     LandingFile(rel, st.st_size, f"{st.st_size}-{st.st_mtime_ns}", st.st_mtime)
                 )

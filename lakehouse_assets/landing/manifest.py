@@ -34,7 +34,7 @@ MANIFEST_SCHEMA = {
     "_run_id": pl.String,
 }
 
-CDC_NAME_DATE = r"(\d{8})-\d{9}\.csv(?:\.gz)?$"
+CDC_NAME_DATE = r"([0-9]{8})-[0-9]{9}\.csv(?:\.gz)?$"
 
 
 def manifest_by_day(read: TableRead, ingested_at: datetime, run_id: str, first_partition: date) -> pl.DataFrame:

@@ -255,6 +255,9 @@ def _manifest(landed, table, records, changes, rejects) -> pl.DataFrame:
     counts = records.group_by("_source_file").agg(
         pl.len().alias("records"), pl.col("_n_fields").mode().min().alias("fields_found")
     )
+    # The unreadable rest of a damaged gzip stream is one more record (see _stream_problem).
+    damaged = pl.DataFrame({"_source_file": [f.file.path for f in landed if f.content.problem]},
+                           schema={"_source_file": pl.String})
     span = changes.group_by("_source_file").agg(
         pl.len().alias("changes"),
         pl.col("_commit_ts").min().alias("min_commit_ts"),
@@ -263,6 +266,10 @@ def _manifest(landed, table, records, changes, rejects) -> pl.DataFrame:
     bad = rejects.group_by("_source_file").len("rejects")
     out = (
         files.join(counts, on="_source_file", how="left")
+        .with_columns(
+            (pl.col("records").fill_null(0) + pl.col("_source_file").is_in(damaged["_source_file"].implode()))
+            .alias("records")
+        )
         .join(span, on="_source_file", how="left")
         .join(bad, on="_source_file", how="left")
         .with_columns(
@@ -338,8 +345,9 @@ def _rejects(bad: pl.DataFrame, landed: list[_LandedFile], table: SourceTable) -
 
 
 def _stream_problem(f: _LandedFile, table: SourceTable) -> pl.DataFrame:
-    """A damaged or truncated gzip stream: say so as a reject, so the loss is visible."""
-    n = f.split.n_records
+    """A damaged or truncated gzip stream: its unreadable rest counts as one record, a reject,
+    so the loss is visible and the file's records still add up."""
+    n = f.split.n_records - int(f.skip_header)
     return pl.DataFrame(
         {
             "table_name": [table.name],
