@@ -214,16 +214,17 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_dagster(tmp: Path, landing: Path, warehouse: Path,
-                     startup_timeout: float = 120) -> Iterator[DagsterServices]:
+def running_dagster(tmp: Path, landing: Path, warehouse: Path, startup_timeout: float = 120,
+                    host: str | None = "127.0.0.1") -> Iterator[DagsterServices]:
     """`dagster dev` on a free port until the code location has loaded; stopped on exit.
-    The log is kept in tmp/dagster-dev.log and its tail printed when the body raises."""
+    host=None leaves the address to dagster's default. The log is kept in tmp/dagster-dev.log
+    and its tail printed when the body raises."""
     home = make_home(tmp)
     log = tmp / "dagster-dev.log"
     port = free_port()
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [str(DAGSTER), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            [str(DAGSTER), "dev", "-w", "workspace.yaml", *(["-h", host] if host else []), "-p", str(port)],
             cwd=PROJECT, env=service_env(home, landing, warehouse), stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
@@ -238,6 +239,25 @@ def running_dagster(tmp: Path, landing: Path, warehouse: Path,
         raise
     finally:
         stop(process)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a socket listening on `port` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for name, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        if not os.path.exists(name):
+            continue
+        for line in Path(name).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                if width == 8:
+                    found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+                else:  # four little-endian 32-bit words
+                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                    found.add(socket.inet_ntop(socket.AF_INET6, words))
+    return found
 
 
 def _loaded(services: DagsterServices) -> bool:

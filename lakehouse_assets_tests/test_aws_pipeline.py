@@ -52,8 +52,8 @@ def aws_mode_env() -> dict[str, str]:
 
 
 def tidy(frame: pl.DataFrame) -> pl.DataFrame:
-    """Comparable: without the column that records when it was read, rows sorted."""
-    frame = frame.drop("_ingested_at", strict=False)
+    """Comparable: without the columns that record when and by which run it was read."""
+    frame = frame.drop("_ingested_at", "_run_id", strict=False)
     return frame.sort(frame.columns, nulls_last=True)
 
 

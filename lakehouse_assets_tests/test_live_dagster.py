@@ -12,7 +12,7 @@ import pytest
 
 from lakehouse_assets.sample_data import generate_landing_zone
 from lakehouse_assets.sources import TABLES_BY_NAME
-from lakehouse_assets_tests.dagster_services import FINISHED, log_tail, running_dagster
+from lakehouse_assets_tests.dagster_services import FINISHED, listening_addresses, log_tail, running_dagster
 from lakehouse_assets_tests.landing_builder import record, write
 
 SCALE, SEED = 0.02, 7
@@ -30,7 +30,8 @@ def live(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("live")
     summary = generate_landing_zone(tmp / "landing", scale=SCALE, seed=SEED, dirty_rate=0.0)
     failed_before = request.session.testsfailed
-    with running_dagster(tmp, tmp / "landing", tmp / "warehouse" / "lakehouse.duckdb") as s:
+    # No -h: dagster's own default address, which must be loopback.
+    with running_dagster(tmp, tmp / "landing", tmp / "warehouse" / "lakehouse.duckdb", host=None) as s:
         yield s, summary
         if request.session.testsfailed > failed_before:
             print(f"--- dagster dev log ({s.log}), tail ---\n{log_tail(s.log, 20000)}")
@@ -46,6 +47,13 @@ def loaded(live):
         timeout=480, what="the landing sensor's first load to finish")
     print(f"first load finished {time.monotonic() - started:.0f} s after the services were up")
     return services, summary, runs
+
+
+def test_the_webserver_listens_on_loopback_only(live):
+    services, _ = live
+    addresses = listening_addresses(services.port)
+    assert addresses, "nothing listens on the webserver's port"
+    assert addresses <= {"127.0.0.1", "::1"}, addresses
 
 
 def test_the_sensor_runs_by_default_and_loads_the_zone_with_no_click(live, loaded):
