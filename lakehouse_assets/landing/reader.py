@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -80,11 +80,10 @@ class _LandedFile:
     content: FileBytes
     split: SplitFile
     skip_header: bool
-    records: pl.DataFrame | None = None  # see _file_records (without _file)
 
 
 def _land(store: LandingStore, file: LandingFile, table: SourceTable) -> _LandedFile:
-    """Read, decompress and split one file, and pick its records apart."""
+    """Read, decompress and split one file."""
     try:
         content = decode_file(file, store.read_bytes(file))
     except OSError as exc:
@@ -92,11 +91,7 @@ def _land(store: LandingStore, file: LandingFile, table: SourceTable) -> _Landed
     split = split_records(content.data)
     if content.problem and split.n_records and not content.data.endswith(b"\n"):
         split.errors[split.n_records - 1] = f"{content.problem}: the stream ends inside this record"
-    landed = _LandedFile(file, content, split, bool(split.n_records) and _is_header(split, table))
-    landed.records = _file_records(landed, table)
-    # The records hold what they need of the field array; rejects need only the raw bytes.
-    landed.split = replace(split, values=split.values.clear())
-    return landed
+    return _LandedFile(file, content, split, bool(split.n_records) and _is_header(split, table))
 
 
 def read_table(store: LandingStore, table: SourceTable, ingested_at: datetime) -> TableRead:
@@ -140,47 +135,35 @@ def read_table(store: LandingStore, table: SourceTable, ingested_at: datetime) -
 
 def _records_frame(landed: list[_LandedFile], table: SourceTable) -> pl.DataFrame:
     """One row per record of every file: Op, commit ts, columns, seq (as text) picked by the
-    record's field count."""
-    frames = [f.records.with_columns(pl.lit(i, pl.Int64).alias("_file")) for i, f in enumerate(landed)]
-    if not frames:
-        return _file_records(None, table).with_columns(pl.lit(0, pl.Int64).alias("_file"))
-    return pl.concat(frames, how="vertical")
-
-
-def _file_records(f: _LandedFile | None, table: SourceTable) -> pl.DataFrame:
-    """The records of one file; columns are gathered from the file's field array (string
-    views: no string is copied)."""
+    record's field count. Per file only numpy runs; the columns are gathered once for the
+    whole table from all files' field arrays (string views: no string is copied)."""
     n = len(table.columns)
     n_trailing = len(table.trailing_columns)
-    if f is None:
-        sp, skip, is_load, path = None, 0, False, ""
-        nf = ff = rows = np.zeros(0, dtype=np.int64)
-        values = pl.Series("value", [], pl.String)
-    else:
-        sp, skip, is_load, path = f.split, int(f.skip_header), f.file.is_load, f.file.path
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("nf", "ff", "file", "rec", "row", "drift", "load")}
+    errors: dict[int, str] = {}
+    offset = start = 0
+    for i, f in enumerate(landed):
+        sp, skip = f.split, int(f.skip_header)
         rows = np.arange(skip, sp.n_records, dtype=np.int64)
-        nf, ff, values = sp.n_fields[rows], sp.first_field[rows], sp.values
-
-    # The record's layout from its field count: Op, ts, columns, seq (+ trailing columns),
-    # or, in a LOAD file, no Op; with every column, or without those added later.
-    counts = table.column_counts
-    if len(values) and len(ff):
-        first_is_op = values.gather(ff).is_in(list(OPS)).fill_null(False).to_numpy()
-    else:
-        first_is_op = np.zeros(len(nf), dtype=bool)
-    could_with = np.isin(nf, [m + 3 for m in counts])
-    could_without = np.isin(nf, [m + 2 for m in counts]) & is_load
-    # A count both layouts explain (a LOAD file after a column was added): Op decides.
-    with_op = could_with & (~could_without | first_is_op)
-    without_op = could_without & (~could_with | ~first_is_op)
-    present = np.where(with_op, nf - 3, nf - 2)  # columns the record carries
-    if n_trailing:
-        full = nf == n + 3 + n_trailing
-        with_op |= full
-        present = np.where(full, n, present)
-    shape_ok = with_op | without_op
+        nf = sp.n_fields[rows]
+        parts["nf"].append(nf)
+        parts["ff"].append(sp.first_field[rows] + offset)
+        parts["file"].append(np.full(len(rows), i, dtype=np.int64))
+        parts["rec"].append(rows)
+        parts["row"].append(rows - skip + 1)
+        parts["load"].append(np.full(len(rows), f.file.is_load))
+        parts["drift"].append(np.full(len(rows), _drifted_fields(nf, _layouts(table, nf, f.file.is_load)[2], n + 3 + n_trailing)))
+        errors.update({start + r - skip: e for r, e in sp.errors.items() if r >= skip})
+        offset += len(sp.values)
+        start += len(rows)
+    cat = {k: np.concatenate(v) if v else np.zeros(0, dtype=bool if k == "load" else np.int64) for k, v in parts.items()}
+    nf, ff = cat["nf"], cat["ff"]
+    values = pl.concat([f.split.values for f in landed], rechunk=True) if landed else pl.Series("value", [], pl.String)
+    first_is_op = (
+        values.gather(ff).is_in(list(OPS)).fill_null(False).to_numpy() if len(ff) else np.zeros(0, dtype=bool)
+    )
+    with_op, without_op, shape_ok, present = _layouts(table, nf, cat["load"], first_is_op)
     base = ff + with_op.astype(np.int64)  # index of _dms_commit_ts
-    drift = _drifted_fields(nf, shape_ok, n + 3 + n_trailing)
 
     def pick(field: np.ndarray, present: np.ndarray) -> pl.Series:
         if not len(values):
@@ -188,19 +171,19 @@ def _file_records(f: _LandedFile | None, table: SourceTable) -> pl.DataFrame:
         picked = values.gather(np.where(present, field, 0))
         return picked.set(pl.Series(~present, dtype=pl.Boolean), None) if not present.all() else picked
 
-    errors = pl.repeat(None, len(rows), dtype=pl.String, eager=True)
-    broken = {r - skip: e for r, e in (sp.errors.items() if sp is not None else ()) if r >= skip}
-    if broken:  # a few broken records, if any: set them by index
-        errors = errors.scatter(list(broken), list(broken.values()))
+    broken = pl.repeat(None, len(nf), dtype=pl.String, eager=True)
+    if errors:  # a few broken records, if any: set them by index
+        broken = broken.scatter(list(errors), list(errors.values()))
     op = pick(ff, with_op)
     if without_op.any():
         op = op.set(pl.Series(without_op, dtype=pl.Boolean), "I")
+    drift = cat["drift"]
     cols: dict[str, pl.Series] = {
-        "_csv_error": errors,
+        "_csv_error": broken,
         "_n_fields": pl.Series(nf, dtype=pl.Int64),
         "_shape_ok": pl.Series(shape_ok, dtype=pl.Boolean),
         # the file's field count when the source table has gained columns (see _drifted_fields)
-        "_drift_fields": pl.Series(np.where(~shape_ok & (nf == drift), drift, 0), dtype=pl.Int64)
+        "_drift_fields": pl.Series(np.where(~shape_ok & (nf == drift) & (drift > 0), drift, 0), dtype=pl.Int64)
         .replace(0, None),
         "_op": op,
         "_commit_ts_text": pick(base, shape_ok),
@@ -211,10 +194,32 @@ def _file_records(f: _LandedFile | None, table: SourceTable) -> pl.DataFrame:
     has_trailing = with_op & (nf == n + 3 + n_trailing) & (n_trailing > 0)
     for k, name in enumerate(table.trailing_columns):
         cols[name] = pick(base + 2 + n + k, has_trailing)
-    cols["_record"] = pl.Series(rows)  # index into the split file
-    cols["_source_row"] = pl.Series(rows - skip + 1)
-    cols["_source_file"] = pl.Series([path], dtype=pl.String).gather(np.zeros(len(rows), dtype=np.int64))
+    cols["_file"] = pl.Series(cat["file"], dtype=pl.Int64)
+    cols["_record"] = pl.Series(cat["rec"], dtype=pl.Int64)  # index into the split file
+    cols["_source_row"] = pl.Series(cat["row"], dtype=pl.Int64)
+    paths = pl.Series([f.file.path for f in landed], dtype=pl.String)
+    cols["_source_file"] = paths.gather(cat["file"]) if len(nf) else pl.Series([], dtype=pl.String)
     return pl.DataFrame({k: v.alias(k) for k, v in cols.items()})
+
+
+def _layouts(table: SourceTable, nf: np.ndarray, is_load, first_is_op: np.ndarray | None = None):
+    """Each record's layout from its field count: Op, ts, columns, seq (+ trailing columns),
+    or, in a LOAD file, no Op; with every column, or without those added later. A count both
+    layouts explain (a LOAD file after a column was added) is decided by the first field
+    being an Op. Returns with_op, without_op, shape_ok and the number of columns present."""
+    n, n_trailing, counts = len(table.columns), len(table.trailing_columns), table.column_counts
+    could_with = np.isin(nf, [m + 3 for m in counts])
+    could_without = np.isin(nf, [m + 2 for m in counts]) & is_load
+    if first_is_op is None:
+        first_is_op = np.ones(len(nf), dtype=bool)
+    with_op = could_with & (~could_without | first_is_op)
+    without_op = could_without & (~could_with | ~first_is_op)
+    present = np.where(with_op, nf - 3, nf - 2)
+    if n_trailing:
+        full = nf == n + 3 + n_trailing
+        with_op |= full
+        present = np.where(full, n, present)
+    return with_op, without_op, with_op | without_op, present
 
 
 def _drifted_fields(n_fields: np.ndarray, shape_ok: np.ndarray, most: int) -> int:
