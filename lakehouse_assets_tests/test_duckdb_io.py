@@ -168,3 +168,39 @@ def test_range_run_writes_every_partition_at_once(db):
     assert rows(db, "SELECT DISTINCT CAST(ts AS DATE) FROM silver.things ORDER BY 1") == [
         (date(2024, 12, d),) for d in (1, 2, 3)
     ]
+
+
+@pytest.mark.parametrize("left", [0, 4096, 8192])
+def test_a_warehouse_file_left_short_by_a_crash_is_set_aside_and_made_again(tmp_path, left):
+    """A file shorter than DuckDB's headers (a process killed while creating it, before the
+    file was made whole under another name) cannot be opened: it is moved aside, not fatal."""
+    from types import SimpleNamespace
+
+    from lakehouse_assets.storage.duckdb_io import LakehouseDuckDbClient
+
+    path = tmp_path / "w" / "lakehouse.duckdb"
+    path.parent.mkdir()
+    path.write_bytes(b"\0" * left)
+    (path.parent / f".{path.name}.999999999.creating").write_bytes(b"")  # of a dead process
+    context = SimpleNamespace(resource_config={"database": str(path), "connection_config": {}})
+    with LakehouseDuckDbClient.connect(context, None) as conn:
+        conn.execute("CREATE TABLE t AS SELECT 1 AS x").fetchall()
+    assert duckdb.connect(str(path), read_only=True).sql("SELECT x FROM t").fetchall() == [(1,)]
+    assert [p.name.split(".incomplete-")[0] for p in path.parent.iterdir() if ".incomplete-" in p.name] == [path.name]
+    assert not list(path.parent.glob("*.creating"))
+
+
+def test_a_file_that_is_not_a_database_fails_at_once_without_lock_retries(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import lakehouse_assets.storage.duckdb_io as duckdb_io
+
+    waits = []
+    monkeypatch.setattr(duckdb_io.time, "sleep", waits.append)
+    path = tmp_path / "lakehouse.duckdb"
+    path.write_bytes(b"not a database, and long enough to be one" * 1000)
+    context = SimpleNamespace(resource_config={"database": str(path), "connection_config": {}})
+    with pytest.raises(duckdb.Error, match="not a valid DuckDB database"):
+        with duckdb_io.LakehouseDuckDbClient.connect(context, None):
+            pass
+    assert waits == []  # retrying is for another writer's lock only (test_concurrency.py)

@@ -11,11 +11,15 @@ or corrupt data. Everything it gets wrong is fixed here, in one place:
   the partition with nothing on purpose and create the table from the frame's schema;
 - the partition filter compares the column with timestamp strings, which silently
   mis-filters a text column: we compare typed values and refuse non-date columns, and refuse
-  rows that fall outside the partitions being written (they would never be replaced).
+  rows that fall outside the partitions being written (they would never be replaced);
+- a process killed while DuckDB creates the file leaves one nothing can open: we create it
+  whole under another name, and wait on another writer's lock but fail at once otherwise.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +34,6 @@ from dagster._core.storage.db_io_manager import (
     TablePartitionDimension,
     TableSlice,
 )
-from dagster._utils.backoff import backoff
 from dagster_duckdb import DuckDBIOManager
 from dagster_duckdb.io_manager import DuckDbClient
 
@@ -90,6 +93,64 @@ def partition_filter(dimensions: Sequence[TablePartitionDimension], types: dict[
     return " AND ".join(clauses) if clauses else "true"
 
 
+HEADER_BYTES = 3 * 4096  # a DuckDB file starts with three 4 KiB headers
+LOCK_WAIT = [min(0.2 * 1.5**i, 5.0) for i in range(30)]  # about two minutes in all
+
+
+def create_whole(path: Path) -> None:
+    """Create the warehouse file so that it exists whole or not at all: DuckDB writes a new
+    file's headers in place, and a process killed meanwhile leaves a file no one can open.
+    It is made under another name and linked into place; a file left short by such a crash
+    (before this, or by another tool) is moved aside and made again."""
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has none
+    for stale in path.parent.glob(f".{path.name}.*.creating"):  # of a process killed creating it
+        if not _alive(stale.name.split(".")[-2]):
+            stale.unlink(missing_ok=True)
+    if path.exists():
+        if path.stat().st_size >= HEADER_BYTES or _opens(path):
+            return
+        path.rename(path.with_name(f"{path.name}.incomplete-{int(time.time())}"))
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.creating")
+    try:
+        duckdb.connect(str(temporary)).close()
+        os.link(temporary, path)
+    except FileExistsError:
+        pass  # another process made it first
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+
+
+def _opens(path: Path) -> bool:
+    try:
+        duckdb.connect(str(path), read_only=True).close()
+        return True
+    except duckdb.Error as exc:
+        return "lock" in str(exc).lower()  # held by a writer: it is a database
+
+
+def connect_when_free(database: str, config: dict) -> duckdb.DuckDBPyConnection:
+    """DuckDB lets one process write a file: wait for another run's transaction to end
+    (a lock conflict), fail at once on anything else."""
+    for delay in [*LOCK_WAIT, None]:
+        try:
+            return duckdb.connect(database=database, config=config)
+        except duckdb.Error as exc:
+            if "lock" not in str(exc).lower() or delay is None:
+                raise
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
 class LakehouseDuckDbClient(DuckDbClient):
     """Connects in UTC inside one transaction, so a step's delete and insert commit together."""
 
@@ -99,14 +160,8 @@ class LakehouseDuckDbClient(DuckDbClient):
         config = {"custom_user_agent": "lakehouse_assets", **context.resource_config["connection_config"]}
         database = context.resource_config["database"]
         if database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has none
-        conn = backoff(
-            fn=duckdb.connect,
-            retry_on=(RuntimeError, duckdb.IOException),
-            kwargs={"database": database, "config": config},
-            max_retries=30,
-            delay_generator=(min(0.2 * 1.5**i, 5.0) for i in range(100)),
-        )
+            create_whole(Path(database))
+        conn = connect_when_free(database, config)
         try:
             conn.execute("SET TimeZone = 'UTC'").fetchall()
             conn.execute("BEGIN TRANSACTION").fetchall()
