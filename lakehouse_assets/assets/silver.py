@@ -34,7 +34,7 @@ from lakehouse_assets.assets.catalog import (
     silver_schema,
     with_schema,
 )
-from lakehouse_assets.cdc.merge import count_live_keys, merge_to_silver
+from lakehouse_assets.cdc.merge import merge_to_silver
 from lakehouse_assets.checks.schemas import quarantine_model
 from lakehouse_assets.checks.schemas import silver_schema as silver_model
 from lakehouse_assets.checks.validation import run_schema, schema_check_spec
@@ -108,7 +108,7 @@ def build_silver(table: SourceTable) -> AssetsDefinition:
                 blocking=True,
                 description=(
                     "Every bronze key is in silver, in quarantine or deleted: silver + quarantine "
-                    "rows = keys whose last change is not a delete (counted another way)"
+                    "rows = keys whose last change is not a delete (counted before typing and quarantine)"
                 ),
             ),
         ],
@@ -134,7 +134,7 @@ def build_silver(table: SourceTable) -> AssetsDefinition:
         selected = [name for name, (key, _, _) in outputs.items() if key in context.selected_asset_keys]
         results = {name: run_schema(outputs[name][2], outputs[name][1], outputs[name][0], partitions) for name in selected}
         if silver_key(table) in context.selected_asset_keys:
-            live = count_live_keys(changes, table)
+            live = result.live_keys
             merged = len(result.valid) + len(result.quarantine)
             results["keys"] = AssetCheckResult(
                 asset_key=silver_key(table),

@@ -34,6 +34,7 @@ SEQ_DIGITS = "ltrim(coalesce(_seq, ''), '0')"
 class SilverResult:
     valid: pl.DataFrame  # typed columns + _commit_ts, _source_file
     quarantine: pl.DataFrame  # landed text + change metadata + _dq_reason, _partition_date
+    live_keys: int  # keys whose last change is not a delete, counted apart from the split above
 
 
 def comparable_sql(name: str, pg_type: PgType) -> str:
@@ -138,10 +139,14 @@ def merge_to_silver(
     ).with_row_index("_i")
     con = connect()
     try:
-        register(con, "ordering", ordering)
-        last = con.sql(
-            f"SELECT arg_max(_i, {_order_sql()}) AS _i FROM ordering GROUP BY {keys} ORDER BY 1"
-        ).pl()["_i"]
+        register(con, "ordering", ordering.with_columns(changes["_op"]))
+        # With the winner of each key, its Op: the keys that must end in silver or quarantine.
+        winners = con.sql(
+            f"SELECT arg_max(_i, {_order_sql()}) AS _i, arg_max(_op, {_order_sql()}) AS _op "
+            f"FROM ordering GROUP BY {keys} ORDER BY 1"
+        ).pl()
+        last = winners["_i"]
+        live_keys = int((winners["_op"] != "D").sum())
         winners = changes.gather(last).filter(pl.col("_op") != "D")
         register(con, "winners_landed", winners)
         con.execute(
@@ -161,25 +166,4 @@ def merge_to_silver(
         ).pl()
     finally:
         con.close()
-    return SilverResult(valid, quarantine)
-
-
-def count_live_keys(changes: pl.DataFrame, table: SourceTable) -> int:
-    """Keys whose last change is not a delete, found another way (the last `_op` of each key
-    by the change order spelled out with the file names, not ranks and row indices), so that
-    it can cross-check `merge_to_silver`: silver + quarantine must equal it."""
-    keys = ", ".join(key_sql(table))
-    order = f"""struct_pack(
-        ts := _commit_ts, has_seq := coalesce(_seq, '') <> '',
-        seq_len := length({SEQ_DIGITS}), seq := {SEQ_DIGITS},
-        cdc := NOT regexp_matches(_source_file, '(^|/)LOAD[0-9A-Fa-f]{{8}}\\.csv(\\.gz)?$'),
-        file := regexp_extract(_source_file, '[^/]*$'), row := _source_row)"""
-    con = connect()
-    try:
-        register(con, "changes", changes)
-        return con.execute(
-            f"SELECT count(*) FROM (SELECT arg_max(_op, {order}) AS last_op FROM changes "
-            f"GROUP BY {keys}) WHERE last_op <> 'D'"
-        ).fetchall()[0][0]
-    finally:
-        con.close()
+    return SilverResult(valid, quarantine, live_keys)
