@@ -585,3 +585,18 @@ def test_typed_output_dtypes_and_values(tmp_path):
     assert tenants.valid.schema["is_active"] == pl.Boolean
     assert tenants.valid.schema["name"] == pl.String
     assert tenants.valid["is_active"].to_list() == [False]
+
+
+def test_changes_without_a_key_are_one_key_whose_last_version_is_quarantined(tmp_path):
+    """A NULL primary key groups like any key (SQL's GROUP BY does): its last version is kept,
+    in quarantine, and the versions of keyed rows are unaffected."""
+    lines = [
+        order(None, op="I", ts="2024-12-08 10:00:00", status="pending"),
+        order(None, op="U", ts="2024-12-08 11:00:00", status="paid"),
+        order(1, op="I", ts="2024-12-08 10:00:00"),
+        order(1, op="U", ts="2024-12-08 12:00:00", status="shipped"),
+    ]
+    result = silver(tmp_path, ORDER, {CDC1: lines})
+    assert by_id(result.valid, "status") == [(1, "shipped")]
+    assert result.quarantine.select("id", "status", "_dq_reason").rows() == [(None, "paid", "id is NULL")]
+    assert result.live_keys == 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import polars as pl
 
 from lakehouse_assets.sources import Column, PgType, SourceTable
@@ -116,6 +117,29 @@ def _order_sql() -> str:
         file := _file_rank, row := _source_row)"""
 
 
+def _winners(con, table: SourceTable) -> tuple[pl.Series, int]:
+    """Row index of every key's last change, and how many of those are not deletes. Most keys
+    have one change: they are found by counting alone; only the others are ordered (an
+    aggregate over the order as a struct holds gigabytes for millions of keys)."""
+    keys = [f"{sql} AS __k{i}" for i, sql in enumerate(key_sql(table))]
+    names = ", ".join(f"__k{i}" for i in range(len(keys)))
+    # NULL is a key too (its versions are quarantined): IS NOT DISTINCT FROM, not =.
+    on = " AND ".join(f"k.__k{i} IS NOT DISTINCT FROM m.__k{i}" for i in range(len(keys)))
+    winners = con.sql(
+        f"""
+        WITH k AS (SELECT {", ".join(keys)}, * FROM ordering),
+             c AS (SELECT {names}, count(*) AS n, min(_i) AS _i, min(_op) AS _op FROM k GROUP BY ALL)
+        SELECT _i, _op FROM c WHERE n = 1
+        UNION ALL
+        SELECT arg_max(_i, {_order_sql()}), arg_max(_op, {_order_sql()})
+        FROM k SEMI JOIN (SELECT {names} FROM c WHERE n > 1) m ON {on}
+        GROUP BY {names}
+        ORDER BY 1
+        """
+    ).pl()
+    return winners["_i"], int((winners["_op"] != "D").sum())
+
+
 def merge_to_silver(
     changes: pl.DataFrame, table: SourceTable, first_partition: date
 ) -> SilverResult:
@@ -131,39 +155,37 @@ def merge_to_silver(
     )
     typed = ", ".join(f"{typed_name(c)} AS {quote_ident(c.name)}" for c in table.columns)
     business_date = f"CAST({typed_name(table.column(table.partition_column))} AS DATE)"
-    landed = ", ".join(quote_ident(c) for c in [*table.column_names, *table.trailing_columns])
-    keys = ", ".join(key_sql(table))
     ordering = changes.select(
-        *table.primary_key, "_commit_ts", "_seq", "_source_row",
+        *table.primary_key, "_op", "_commit_ts", "_seq", "_source_row",
         file_rank(changes["_source_file"]).alias("_file_rank"),
     ).with_row_index("_i")
     con = connect()
     try:
-        register(con, "ordering", ordering.with_columns(changes["_op"]))
-        # With the winner of each key, its Op: the keys that must end in silver or quarantine.
-        winners = con.sql(
-            f"SELECT arg_max(_i, {_order_sql()}) AS _i, arg_max(_op, {_order_sql()}) AS _op "
-            f"FROM ordering GROUP BY {keys} ORDER BY 1"
-        ).pl()
-        last = winners["_i"]
-        live_keys = int((winners["_op"] != "D").sum())
-        winners = changes.gather(last).filter(pl.col("_op") != "D")
-        register(con, "winners_landed", winners)
-        con.execute(
-            f"CREATE TEMP TABLE winners AS SELECT *, nullif({reason}, '') AS _dq_reason "
-            f"FROM (SELECT *, {parse} FROM winners_landed)"
-        ).fetchall()
-        valid = con.sql(
-            f"SELECT {typed}, _commit_ts, _source_file FROM winners WHERE _dq_reason IS NULL"
-        ).pl()
-        quarantine = con.sql(
+        register(con, "ordering", ordering)
+        last, live_keys = _winners(con, table)
+        # The winners are marked, not gathered (a copy of the table), and typed with their
+        # reasons in one pass (kept in DuckDB as a temporary table they would be another).
+        won = np.zeros(len(changes), dtype=bool)
+        won[last.to_numpy()] = True
+        register(con, "candidates", changes.with_columns(pl.Series("_won", won)).with_row_index("_w"))
+        checked = con.sql(
             f"""
-            SELECT {landed}, _op, _commit_ts, _seq, _source_file, _source_row, _dq_reason,
+            SELECT {typed}, _commit_ts, _source_file, _w,
+                   nullif({reason}, '') AS _dq_reason,
                    greatest(coalesce({business_date}, CAST(_commit_ts AS DATE)),
                             DATE {quote_literal(first_partition.isoformat())}) AS _partition_date
-            FROM winners WHERE _dq_reason IS NOT NULL
+            FROM (SELECT *, {parse} FROM candidates WHERE _won AND _op <> 'D')
             """
         ).pl()
     finally:
         con.close()
+    bad = checked["_dq_reason"].is_not_null()
+    columns = [*table.column_names, "_commit_ts", "_source_file"]
+    valid = checked.select(columns) if not bad.any() else checked.filter(~bad).select(columns)
+    flagged = checked.filter(bad)
+    quarantine = (
+        changes.gather(flagged["_w"])
+        .select(*table.column_names, *table.trailing_columns, "_op", "_commit_ts", "_seq", "_source_file", "_source_row")
+        .with_columns(flagged["_dq_reason"], flagged["_partition_date"])
+    )
     return SilverResult(valid, quarantine, live_keys)

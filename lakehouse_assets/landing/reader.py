@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -82,6 +82,12 @@ class _LandedFile:
     skip_header: bool
 
 
+def landed_data(store: LandingStore, file: LandingFile) -> bytes:
+    """The decompressed bytes as split_records saw them (newline-terminated)."""
+    data = decode_file(file, store.read_bytes(file)).data
+    return data + b"\n" if data and not data.endswith(b"\n") else data
+
+
 def _land(store: LandingStore, file: LandingFile, table: SourceTable) -> _LandedFile:
     """Read, decompress and split one file."""
     try:
@@ -91,30 +97,40 @@ def _land(store: LandingStore, file: LandingFile, table: SourceTable) -> _Landed
     split = split_records(content.data)
     if content.problem and split.n_records and not content.data.endswith(b"\n"):
         split.errors[split.n_records - 1] = f"{content.problem}: the stream ends inside this record"
-    return _LandedFile(file, content, split, bool(split.n_records) and _is_header(split, table))
+    header = bool(split.n_records) and _is_header(split, table)
+    # The bytes are not kept: the field array holds the values, and the few rejects' raw text
+    # is read again (_rejects). A table's landing files need not all fit in memory twice.
+    return _LandedFile(file, FileBytes(b"", content.sha256, content.problem), replace(split, data=b""), header)
 
 
 def read_table(store: LandingStore, table: SourceTable, ingested_at: datetime) -> TableRead:
     """Read every landing file of `table`; files landed twice (same name, same content) once.
 
-    Files are split one by one (numpy over their bytes), then all their records are picked
-    apart and validated together, so the cost per file stays small."""
+    Files are split (numpy over their bytes, on every core: numpy, polars and file reads
+    release the GIL) a batch at a time, and each batch's records are picked apart together:
+    the cost per file stays small, and only one batch's field arrays are held at once."""
     files, ignored = store.list_files(table.landing_folder)
     landed: list[_LandedFile] = []
     seen: dict[tuple[str, str], str] = {}
-    ordered = sorted(files, key=lambda f: f.order_key)
-    # numpy, polars and file reads release the GIL: files are split on every core.
+    frames: list[pl.DataFrame] = []
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        for f in pool.map(lambda file: _land(store, file, table), ordered):
-            stem = f.file.name.removesuffix(".gz")
-            if (stem, f.content.sha256) in seen and f.content.problem is None:
-                ignored.append(f"{f.file.path}: same content as {seen[(stem, f.content.sha256)]}, landed twice")
-                continue
-            seen[(stem, f.content.sha256)] = f.file.path
-            landed.append(f)
-
-    records = _records_frame(landed, table)
-    checked = records.hstack(_validate(records, table))
+        for batch in _batches(sorted(files, key=lambda f: f.order_key)):
+            kept = []
+            for f in pool.map(lambda file: _land(store, file, table), batch):
+                stem = f.file.name.removesuffix(".gz")
+                if (stem, f.content.sha256) in seen and f.content.problem is None:
+                    ignored.append(f"{f.file.path}: same content as {seen[(stem, f.content.sha256)]}, landed twice")
+                    continue
+                seen[(stem, f.content.sha256)] = f.file.path
+                kept.append(f)
+            frame = _records_frame(kept, table, first_index=len(landed))
+            # Validated per batch: joining columns across batches would copy all of them.
+            frames.append(frame.hstack(_validate(frame, table)))
+            landed.extend(kept)
+    if not frames:
+        empty = _records_frame([], table)
+        frames = [empty.hstack(_validate(empty, table))]
+    checked = records = pl.concat(frames, rechunk=False)
     schema = change_schema(table)
     clean = checked["reason"].null_count() == len(checked)  # then no copy of the rows
     changes = (
@@ -125,7 +141,7 @@ def read_table(store: LandingStore, table: SourceTable, ingested_at: datetime) -
     )
     rejects = pl.concat(
         [
-            _rejects(checked.filter(pl.col("reason").is_not_null()), landed, table),
+            _rejects(checked.filter(pl.col("reason").is_not_null()), landed, table, store),
             *(_stream_problem(f, table) for f in landed if f.content.problem),
         ]
     )
@@ -133,7 +149,22 @@ def read_table(store: LandingStore, table: SourceTable, ingested_at: datetime) -
     return TableRead(changes, rejects, _manifest(landed, table, records, changes, rejects), ignored)
 
 
-def _records_frame(landed: list[_LandedFile], table: SourceTable) -> pl.DataFrame:
+BATCH_BYTES = 64 * 2**20
+
+
+def _batches(files: list[LandingFile]):
+    batch, size = [], 0
+    for f in files:
+        batch.append(f)
+        size += f.size
+        if size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _records_frame(landed: list[_LandedFile], table: SourceTable, first_index: int = 0) -> pl.DataFrame:
     """One row per record of every file: Op, commit ts, columns, seq (as text) picked by the
     record's field count. Per file only numpy runs; the columns are gathered once for the
     whole table from all files' field arrays (string views: no string is copied)."""
@@ -148,7 +179,7 @@ def _records_frame(landed: list[_LandedFile], table: SourceTable) -> pl.DataFram
         nf = sp.n_fields[rows]
         parts["nf"].append(nf)
         parts["ff"].append(sp.first_field[rows] + offset)
-        parts["file"].append(np.full(len(rows), i, dtype=np.int64))
+        parts["file"].append(np.full(len(rows), first_index + i, dtype=np.int64))
         parts["rec"].append(rows)
         parts["row"].append(rows - skip + 1)
         parts["load"].append(np.full(len(rows), f.file.is_load))
@@ -159,6 +190,8 @@ def _records_frame(landed: list[_LandedFile], table: SourceTable) -> pl.DataFram
     cat = {k: np.concatenate(v) if v else np.zeros(0, dtype=bool if k == "load" else np.int64) for k, v in parts.items()}
     nf, ff = cat["nf"], cat["ff"]
     values = pl.concat([f.split.values for f in landed], rechunk=True) if landed else pl.Series("value", [], pl.String)
+    for f in landed:  # the concatenation holds them now
+        f.split = replace(f.split, values=f.split.values.clear())
     first_is_op = (
         values.gather(ff).is_in(list(OPS)).fill_null(False).to_numpy() if len(ff) else np.zeros(0, dtype=bool)
     )
@@ -198,7 +231,7 @@ def _records_frame(landed: list[_LandedFile], table: SourceTable) -> pl.DataFram
     cols["_record"] = pl.Series(cat["rec"], dtype=pl.Int64)  # index into the split file
     cols["_source_row"] = pl.Series(cat["row"], dtype=pl.Int64)
     paths = pl.Series([f.file.path for f in landed], dtype=pl.String)
-    cols["_source_file"] = paths.gather(cat["file"]) if len(nf) else pl.Series([], dtype=pl.String)
+    cols["_source_file"] = paths.gather(cat["file"] - first_index) if len(nf) else pl.Series([], dtype=pl.String)
     return pl.DataFrame({k: v.alias(k) for k, v in cols.items()})
 
 
@@ -243,7 +276,8 @@ def _validate(records: pl.DataFrame, table: SourceTable) -> pl.DataFrame:
     order = out["_i"].to_numpy()
     if len(order) != len(records) or (len(order) > 1 and not (np.diff(order) > 0).all()):
         out = out.sort("_i")  # DuckDB keeps the order of a plain projection; be sure of it
-    return out.select("_commit_ts", "reason")
+    # one chunk, as the records: columns of a frame chunked differently are copied to align
+    return out.select("_commit_ts", "reason").rechunk()
 
 
 def _manifest(landed, table, records, changes, rejects) -> pl.DataFrame:
@@ -327,13 +361,18 @@ def _validation_sql(table: SourceTable) -> str:
     """
 
 
-def _rejects(bad: pl.DataFrame, landed: list[_LandedFile], table: SourceTable) -> pl.DataFrame:
+def _rejects(bad: pl.DataFrame, landed: list[_LandedFile], table: SourceTable, store: LandingStore) -> pl.DataFrame:
     bad = bad.sort("_file", "_record")
     raw: list[str] = []
     cdc_dates: list[str | None] = []
     for (file_idx,), group in bad.group_by(["_file"], maintain_order=True):
         f = landed[file_idx]
-        raw.extend(f.split.raw_text(group["_record"].to_numpy()))
+        try:
+            data = landed_data(store, f.file)
+        except OSError as exc:  # gone since it was read: say so rather than fail
+            raw.extend([f"(could not be read again for its raw text: {exc})"] * len(group))
+        else:
+            raw.extend(replace(f.split, data=data).raw_text(group["_record"].to_numpy()))
         cdc_dates.extend([f.file.cdc_date] * len(group))
     return pl.DataFrame(
         {
