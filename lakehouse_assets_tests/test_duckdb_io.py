@@ -1,5 +1,7 @@
 """The DuckDB IO manager against the traps of dagster-duckdb-polars 0.29 with duckdb 2.0."""
 
+import subprocess
+import sys
 from datetime import date, datetime, timezone
 
 import duckdb
@@ -204,3 +206,35 @@ def test_a_file_that_is_not_a_database_fails_at_once_without_lock_retries(tmp_pa
         with duckdb_io.LakehouseDuckDbClient.connect(context, None):
             pass
     assert waits == []  # retrying is for another writer's lock only (test_concurrency.py)
+
+
+def _writable_from_another_process(db) -> bool:
+    """Whether another process can take the file's write lock right now."""
+    probe = "import duckdb, sys; duckdb.connect(sys.argv[1]).execute('CHECKPOINT').fetchall()"
+    done = subprocess.run([sys.executable, "-c", probe, str(db)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 or "lock" in done.stderr.lower(), done.stderr
+    return done.returncode == 0
+
+
+def test_a_step_shares_one_open_database_and_lets_go_of_it_after(db):
+    """A step's loads and writes are connections to one open database; the next step opens
+    it afresh, and the end of the run lets other processes have the file."""
+    from lakehouse_assets.storage.duckdb_io import STEP_DATABASE
+
+    first = STEP_DATABASE.connect(str(db), {}, step="a")
+    first.execute("CREATE TABLE t AS SELECT 1 AS x").fetchall()
+    second = STEP_DATABASE.connect(str(db), {}, step="a")
+    assert second.sql("SELECT x FROM t").fetchall() == [(1,)]  # the same database
+    assert not _writable_from_another_process(db)  # held while the step runs
+    STEP_DATABASE.connect(str(db), {}, step="b").close()  # the next step
+    with pytest.raises(duckdb.ConnectionException):
+        first.sql("SELECT x FROM t").fetchall()  # the first step's database was closed
+    STEP_DATABASE.release(str(db))
+    assert _writable_from_another_process(db)
+
+
+def test_after_a_run_the_file_is_free_for_other_processes(db):
+    PAYLOAD["2024-12-02"] = pl.DataFrame({"id": [1], "ts": [utc(2)]})
+    assert run(db, things, thing_count, partition="2024-12-02", selection=[things]).success
+    assert _writable_from_another_process(db)
+    assert rows(db) == [(1, utc(2))]  # and this process can open it read-only again
