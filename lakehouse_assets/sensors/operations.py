@@ -7,9 +7,9 @@ import os
 from datetime import datetime, timedelta, timezone
 
 from dagster import (
-
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetKey,
     AssetSelection,
     DefaultScheduleStatus,
@@ -19,7 +19,7 @@ from dagster import (
     ScheduleEvaluationContext,
     SensorEvaluationContext,
     SensorResult,
-    asset_check,
+    multi_asset_check,
     run_failure_sensor,
     schedule,
     sensor,
@@ -72,10 +72,9 @@ def newest_landing(store: LandingStore) -> datetime | None:
     return datetime.fromtimestamp(max(times), timezone.utc) if times else None
 
 
-def freshness(instance, store: LandingStore, key: AssetKey) -> tuple[bool, dict]:
+def freshness(instance, landed: datetime | None, key: AssetKey) -> tuple[bool, dict]:
     """Gold is stale when the newest landed file is newer than its last materialization by
     more than the threshold (LAKEHOUSE_FRESHNESS_MINUTES, default 15)."""
-    landed = newest_landing(store)
     event = instance.get_latest_materialization_event(key)
     updated = datetime.fromtimestamp(event.timestamp, timezone.utc) if event else None
     lag = (landed - updated) if landed and updated else None
@@ -88,22 +87,34 @@ def freshness(instance, store: LandingStore, key: AssetKey) -> tuple[bool, dict]
     }
 
 
-def _freshness_check(key: AssetKey):
-    @asset_check(
-        asset=key,
-        name=FRESHNESS_CHECK,
-        description="WARN when the newest landing file is newer than this table by more than "
-        "LAKEHOUSE_FRESHNESS_MINUTES (default 15); also evaluated every minute by a sensor",
-        blocking=False,
-    )
-    def _check(context, landing: LandingZone) -> AssetCheckResult:
-        fresh, metadata = freshness(context.instance, landing.store(), key)
-        return AssetCheckResult(passed=fresh, severity=AssetCheckSeverity.WARN, metadata=metadata)
+@multi_asset_check(
+    name="gold_freshness",
+    specs=[
+        AssetCheckSpec(
+            name=FRESHNESS_CHECK,
+            asset=t.key,
+            description="WARN when the newest landing file is newer than this table by more "
+            "than LAKEHOUSE_FRESHNESS_MINUTES (default 15); also evaluated every minute by a sensor",
+        )
+        for t in GOLD_TABLES
+    ],
+    can_subset=True,  # a run refreshing some gold tables checks those
+)
+def gold_freshness(context, landing: LandingZone):
+    """One step for every gold table's check: the landing zone is listed once."""
+    landed = newest_landing(landing.store())
+    for check_key in sorted(context.selected_asset_check_keys):
+        fresh, metadata = freshness(context.instance, landed, check_key.asset_key)
+        yield AssetCheckResult(
+            asset_key=check_key.asset_key,
+            check_name=check_key.name,
+            passed=fresh,
+            severity=AssetCheckSeverity.WARN,
+            metadata=metadata,
+        )
 
-    return _check
 
-
-freshness_checks = [_freshness_check(t.key) for t in GOLD_TABLES]
+freshness_checks = [gold_freshness]
 
 
 @sensor(
@@ -113,10 +124,10 @@ freshness_checks = [_freshness_check(t.key) for t in GOLD_TABLES]
     description="Evaluates the gold freshness checks against the landing zone every minute.",
 )
 def gold_freshness_sensor(context: SensorEvaluationContext, landing: LandingZone):
-    store = landing.store()
+    landed = newest_landing(landing.store())
     events = []
     for table in GOLD_TABLES:
-        fresh, metadata = freshness(context.instance, store, table.key)
+        fresh, metadata = freshness(context.instance, landed, table.key)
         events.append(
             AssetCheckEvaluation(
                 asset_key=table.key,
