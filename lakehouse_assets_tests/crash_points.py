@@ -125,6 +125,9 @@ class _WatchedConnection:
     def __getattr__(self, name):
         return getattr(self._conn, name)
 
+    def cursor(self):  # a step's writes are cursors of its one open database (StepDatabase)
+        return _WatchedConnection(self._conn.cursor())
+
     def execute(self, query, *args, **kwargs):
         result = self._conn.execute(query, *args, **kwargs)
         current = _Run.current

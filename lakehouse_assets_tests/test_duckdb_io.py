@@ -164,9 +164,14 @@ def test_range_run_writes_every_partition_at_once(db):
         days = range(window.start.day, window.end.day)
         return pl.DataFrame({"id": list(days), "ts": [utc(d) for d in days]})
 
-    run(db, ranged, tags={ASSET_PARTITION_RANGE_START_TAG: "2024-12-01",
-                          ASSET_PARTITION_RANGE_END_TAG: "2024-12-03"})
+    result = run(db, ranged, tags={ASSET_PARTITION_RANGE_START_TAG: "2024-12-01",
+                                   ASSET_PARTITION_RANGE_END_TAG: "2024-12-03"})
     assert [r[0] for r in rows(db)] == [1, 2, 3]
+    # Each day's materialization shows the run's rows as the run's, not as that day's count.
+    metadata = [m.metadata for m in result.asset_materializations_for_node("silver__things")]
+    assert len(metadata) == 3
+    assert all("dagster/partition_row_count" not in m and m["rows_written_by_run"].value == 3
+               for m in metadata)
     assert rows(db, "SELECT DISTINCT CAST(ts AS DATE) FROM silver.things ORDER BY 1") == [
         (date(2024, 12, d),) for d in (1, 2, 3)
     ]

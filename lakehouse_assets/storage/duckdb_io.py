@@ -40,6 +40,7 @@ from dagster._core.storage.db_io_manager import (
 from dagster_duckdb import DuckDBIOManager
 from dagster_duckdb.io_manager import DuckDbClient
 
+from lakehouse_assets.storage.row_counts import row_counts
 from lakehouse_assets.values import quote_ident, quote_literal, register
 
 DATE_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS")
@@ -256,7 +257,7 @@ class PolarsTypeHandler(DbTypeHandler[pl.DataFrame]):
         connection.unregister("__frame")
         # The column schema is definition metadata (from the declarations); repeating it here
         # would be serialized into every partition's materialization event.
-        return {"dagster/partition_row_count": len(obj), "dagster/row_count": total}
+        return row_counts(context, len(obj), total)
 
     @staticmethod
     def _refuse_rows_outside(connection, table_slice: TableSlice, exists: bool) -> None:

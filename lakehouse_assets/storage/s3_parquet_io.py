@@ -46,6 +46,7 @@ from lakehouse_assets.storage.glue import (
     glue_columns,
     polars_schema,
 )
+from lakehouse_assets.storage.row_counts import row_counts
 
 DAY_COLUMN = "__lakehouse_day"
 
@@ -165,8 +166,7 @@ class S3ParquetIOManager(ConfigurableIOManager):
             total = len(obj)
         context.add_output_metadata(
             {
-                "dagster/partition_row_count": len(obj),
-                "dagster/row_count": total,
+                **row_counts(context, len(obj), total),
                 "dagster/table_name": table.describe(),  # the Glue database.table
                 "s3_prefix": root,
             }
