@@ -243,3 +243,20 @@ def test_after_a_run_the_file_is_free_for_other_processes(db):
     assert run(db, things, thing_count, partition="2024-12-02", selection=[things]).success
     assert _writable_from_another_process(db)
     assert rows(db) == [(1, utc(2))]  # and this process can open it read-only again
+
+
+def test_after_moving_a_big_frame_the_step_lets_go_of_the_database(db, monkeypatch):
+    """DuckDB caches what a query read or wrote while the database is open: after a big load
+    or write it is closed rather than held with a second copy of the table."""
+    from lakehouse_assets.storage.duckdb_io import STEP_DATABASE
+
+    monkeypatch.setattr(STEP_DATABASE, "BIG_BYTES", 1000)
+    small, big = pl.DataFrame({"x": [1]}), pl.DataFrame({"x": list(range(1000))})
+    STEP_DATABASE.connect(str(db), {}, step="a").close()
+    STEP_DATABASE.moved(small)
+    STEP_DATABASE.done()
+    assert not _writable_from_another_process(db)  # a small frame: still held for the step
+    STEP_DATABASE.connect(str(db), {}, step="a").close()
+    STEP_DATABASE.moved(big)
+    STEP_DATABASE.done()
+    assert _writable_from_another_process(db)

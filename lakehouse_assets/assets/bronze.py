@@ -164,18 +164,9 @@ def build_bronze(tables: tuple[SourceTable, ...]) -> AssetsDefinition:
             _log_read(context, table, read, time.monotonic() - started)
             rejects.append(read.rejects)
             manifests.append(manifest_by_day(read, ingested_at, context.run_id, partitions_start()))
-            if bronze_key(table) not in selected:
-                continue
-            changes = rows_in_run(read.changes, pl.col("_commit_ts").dt.date(), first, last)
-            key = bronze_key(table)
-            yield Output(
-                changes,
-                output_name=table.name,
-                metadata={"files": len(read.manifest), "rejects_in_range": _count_in(read.rejects, first, last)},
-            )
-            yield run_schema(bronze_schema(table), changes, key, partitions)
-            yield _reconcile(read, key)
-            yield _no_drift(read, key)
+            if bronze_key(table) in selected:
+                yield from _table_results(table, read, first, last)
+            del read  # before the next table is read: one table's changes in memory at a time
         if REJECTS_KEY in selected:
             all_rejects = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
             in_range = rows_in_run(all_rejects, pl.col("_partition_date"), first, last)
@@ -188,6 +179,20 @@ def build_bronze(tables: tuple[SourceTable, ...]) -> AssetsDefinition:
             yield run_schema(manifest_schema(), in_range, MANIFEST_KEY, partitions)
 
     return bronze_landing
+
+
+def _table_results(table: SourceTable, read: TableRead, first: date, last: date):
+    """The table's output and checks for the run's days."""
+    changes = rows_in_run(read.changes, pl.col("_commit_ts").dt.date(), first, last)
+    key = bronze_key(table)
+    yield Output(
+        changes,
+        output_name=table.name,
+        metadata={"files": len(read.manifest), "rejects_in_range": _count_in(read.rejects, first, last)},
+    )
+    yield run_schema(bronze_schema(table), changes, key, f"{first}...{last}")
+    yield _reconcile(read, key)
+    yield _no_drift(read, key)
 
 
 def _log_read(context, table: SourceTable, read: TableRead, seconds: float) -> None:

@@ -161,10 +161,27 @@ class StepDatabase:
     The file stays locked from the step's first load or write until the next step's, or the
     end of the run (`release`), so other processes still get it between steps."""
 
+    # DuckDB keeps the blocks a query read or wrote in its buffer cache while the database is
+    # open: after moving this much the database is closed (reopening costs nothing next to it),
+    # so a step does not hold a big table twice, in the cache and in polars.
+    BIG_BYTES = 64 * 2**20
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: tuple | None = None
         self._database: duckdb.DuckDBPyConnection | None = None
+        self._moved_big = False
+
+    def moved(self, frame: pl.DataFrame) -> None:
+        """A load or write of this frame is under way on the open database."""
+        if frame.estimated_size() >= self.BIG_BYTES:
+            self._moved_big = True
+
+    def done(self) -> None:
+        """A load or write is over: let go of the database if it moved a big frame."""
+        with self._lock:
+            if self._moved_big:
+                self._close()
 
     def connect(self, database: str, config: dict, step: str | None) -> duckdb.DuckDBPyConnection:
         if step is None:  # outside a step (a test's own context): nothing to share
@@ -185,7 +202,7 @@ class StepDatabase:
     def _close(self) -> None:
         if self._database is not None and self._key is not None and self._key[3] == os.getpid():
             self._database.close()  # not in a forked child: the parent owns it
-        self._database, self._key = None, None
+        self._database, self._key, self._moved_big = None, None, False
 
 
 STEP_DATABASE = StepDatabase()
@@ -214,6 +231,7 @@ class LakehouseDuckDbClient(DuckDbClient):
             raise
         finally:
             conn.close()
+            STEP_DATABASE.done()
 
     @staticmethod
     def ensure_schema_exists(context, table_slice: TableSlice, connection) -> None:
@@ -237,6 +255,7 @@ class LakehouseDuckDbClient(DuckDbClient):
 
 class PolarsTypeHandler(DbTypeHandler[pl.DataFrame]):
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj, connection):
+        STEP_DATABASE.moved(obj)
         register(connection, "__frame", obj)
         target = qualified(table_slice)
         exists = table_exists(connection, table_slice)
@@ -289,7 +308,9 @@ class PolarsTypeHandler(DbTypeHandler[pl.DataFrame]):
             else:
                 types = column_types(connection, table_slice)
                 where = partition_filter(table_slice.partition_dimensions, types)
-        return connection.sql(f"SELECT {cols} FROM {qualified(table_slice)} WHERE {where}").pl()
+        frame = connection.sql(f"SELECT {cols} FROM {qualified(table_slice)} WHERE {where}").pl()
+        STEP_DATABASE.moved(frame)
+        return frame
 
     @property
     def supported_types(self):
