@@ -144,6 +144,10 @@ def test_a_cdc_drop_refreshes_gold_on_its_own(loaded):
           f"{gold_at - landed:.1f} s (run took {first['endTime'] - first['startTime']:.1f} s)")
 
 
+BACKFILL_STATUS = """
+query Status($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  ... on PartitionBackfill { status } ... on PythonError { message } } }"""
+
 BACKFILL = """
 mutation Backfill($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
@@ -177,6 +181,14 @@ def test_sensor_runs_during_a_long_backfill_wait_their_turn_and_lose_nothing(loa
         write(services.landing, order, (commit + timedelta(minutes=n)).strftime("%Y%m%d-%H%M%S000.csv"),
               [record(order, "I", ts, values, seq=str(10**30 + n))])
         time.sleep(6)  # let the sensor see them in separate ticks, while the backfill runs
+    # The backfill launches its runs over several daemon iterations (the gold days it expands
+    # to come after the rest): the queue is empty between them, so wait for the backfill itself.
+    def backfill_done():
+        found = services.graphql(BACKFILL_STATUS, id=launched["backfillId"])["partitionBackfillOrError"]
+        return found["status"] if found["status"] not in ("REQUESTED", "CANCELING", "FAILING") else None
+
+    status = services.wait("the backfill to complete", backfill_done, timeout=900, every=2)
+    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
     runs = services.wait_for_runs(
         lambda runs: sum(by_sensor(r) and r["runId"] not in known for r in runs) >= 1
         and all(r["status"] in FINISHED for r in runs),
