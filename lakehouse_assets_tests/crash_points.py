@@ -44,7 +44,6 @@ from contextlib import ExitStack, contextmanager
 import duckdb
 
 from dagster import Definitions
-from dagster._core.storage.db_io_manager import DbIOManager
 
 import lakehouse_assets.definitions as product  # its `defs` stays out of this module's scope
 from lakehouse_assets.storage.duckdb_io import (
@@ -198,15 +197,9 @@ class CrashingDuckDBIOManager(LakehouseDuckDBIOManager):
     def type_handlers():
         return [CrashingPolarsTypeHandler()]
 
-    def create_io_manager(self, context) -> DbIOManager:
-        return DbIOManager(
-            db_client=CrashingDuckDbClient(),
-            database=self.database,
-            schema=self.schema_,
-            type_handlers=self.type_handlers(),
-            default_load_type=self.default_load_type(),
-            io_manager_name="LakehouseDuckDBIOManager",
-        )
+    @staticmethod
+    def db_client():
+        return CrashingDuckDbClient()
 
 
 # ---- aws: S3 + Glue --------------------------------------------------------------------

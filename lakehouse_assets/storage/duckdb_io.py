@@ -331,9 +331,13 @@ class LakehouseDuckDBIOManager(DuckDBIOManager):
     def teardown_after_execution(self, context) -> None:
         STEP_DATABASE.release(self.database)  # the run is over: let other processes have it
 
+    @staticmethod
+    def db_client() -> DuckDbClient:
+        return LakehouseDuckDbClient()
+
     def create_io_manager(self, context) -> DbIOManager:
         return DbIOManager(
-            db_client=LakehouseDuckDbClient(),
+            db_client=self.db_client(),
             database=self.database,
             schema=self.schema_,
             type_handlers=self.type_handlers(),
