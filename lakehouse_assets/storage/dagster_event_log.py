@@ -14,6 +14,13 @@ time. This subclass changes only how it talks to SQLite, never what it stores:
 - `store_event_batch` writes a batch of asset events in one transaction per shard, exactly
   as `store_event` would one by one. Dagster hands batches only when DAGSTER_EVENT_BATCH_SIZE
   is set; the storage sets it (if unset) in the process that uses it, since it supports them.
+- a run over a partition range plans each asset with one ASSET_MATERIALIZATION_PLANNED event
+  carrying the range (`supports_partition_subset_in_asset_materialization_planned_events`, as
+  Dagster+'s storage does) instead of one event per partition: 3,200 fewer events for a
+  backfill. Dagster's own SQL query for partitions planned but never materialized (what makes
+  a partition show as failed or in progress) reads only per-partition planned events, which
+  is why OSS Dagster leaves this off; `get_latest_asset_partition_materialization_attempts_
+  without_materializations` here also reads the range events, so failed partitions stay failed.
 
 Configured in `data/dagster_home/dagster.yaml`; `base_dir` defaults to Dagster's own place,
 `$DAGSTER_HOME/history/runs`.
@@ -29,13 +36,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from dagster import Field, StringSource
-from dagster._core.events import ASSET_EVENTS
+from dagster._core.events import ASSET_EVENTS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
-from dagster._serdes import ConfigurableClassData, serialize_value
+from dagster._core.storage.sqlalchemy_compat import db_fetch_mappings, db_select
+from dagster._serdes import ConfigurableClassData, deserialize_value, serialize_value
 from sqlalchemy import event as sa_event
+from sqlalchemy import func
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
@@ -124,6 +133,60 @@ class LakehouseSqliteEventLogStorage(SqliteEventLogStorage):
             for engine in self._engines.values():
                 engine.dispose()
             self._engines.clear()
+
+    @property
+    def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
+        return True
+
+    def get_latest_asset_partition_materialization_attempts_without_materializations(
+        self, asset_key, after_storage_id: int | None = None
+    ):
+        """Dagster's answer from per-partition planned events, plus the partitions of planned
+        range events (partition NULL, a partitions subset) that no later materialization of
+        the same partition followed. Returns {partition: (run_id, planned event id)}."""
+        attempts = dict(super().get_latest_asset_partition_materialization_attempts_without_materializations(
+            asset_key, after_storage_id=after_storage_id
+        ))
+        table = SqlEventLogStorageTable
+        wipes = self._get_assets_details([asset_key])
+
+        def select(columns, event_type: DagsterEventType, *where):
+            query = db_select(columns).where(
+                table.c.asset_key == asset_key.to_string(),
+                table.c.dagster_event_type == event_type.value,
+                *where,
+            )
+            if after_storage_id is not None:
+                query = query.where(table.c.id > after_storage_id)
+            return self._add_assets_wipe_filter_to_query(query, wipes, [asset_key])
+
+        ranges = select(
+            [table.c.id, table.c.run_id, table.c.event],
+            DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+            table.c.partition == None,  # noqa: E711
+        ).order_by(table.c.id.asc())
+        with self.index_connection() as conn:
+            range_rows = db_fetch_mappings(conn, ranges)
+        planned: dict[str, tuple[str, int]] = {}
+        for row in range_rows:  # one row per planned asset of a run, not per partition
+            subset = deserialize_value(row["event"], EventLogEntry).dagster_event.event_specific_data.partitions_subset
+            if subset is not None:
+                planned.update(dict.fromkeys(subset.get_partition_keys(), (row["run_id"], row["id"])))
+        if not planned:
+            return attempts
+        latest = select(
+            [table.c.partition, func.max(table.c.id).label("id")],
+            DagsterEventType.ASSET_MATERIALIZATION,
+            table.c.partition != None,  # noqa: E711
+        ).group_by(table.c.partition)
+        with self.index_connection() as conn:
+            materialized = {row["partition"]: row["id"] for row in db_fetch_mappings(conn, latest)}
+        for partition, (run_id, planned_id) in planned.items():
+            if materialized.get(partition, -1) > planned_id:
+                continue  # materialized after it was planned
+            if partition not in attempts or attempts[partition][1] < planned_id:
+                attempts[partition] = (run_id, planned_id)
+        return attempts
 
     def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id) -> None:
         # As Dagster's, which serializes the event again for every partition of the check.
