@@ -188,32 +188,30 @@ class LakehouseSqliteEventLogStorage(SqliteEventLogStorage):
                 attempts[partition] = (run_id, planned_id)
         return attempts
 
-    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id) -> None:
+    def _check_planned_rows(self, event: EventLogEntry, event_id) -> list[dict]:
         # As Dagster's, which serializes the event again for every partition of the check.
         planned = event.dagster_event.event_specific_data
         subset = planned.partitions_subset
-        serialized = serialize_value(event)
         row = dict(
             asset_key=planned.asset_key.to_string(),
             check_name=planned.check_name,
             run_id=event.run_id,
             execution_status=AssetCheckExecutionRecordStatus.PLANNED.value,
-            evaluation_event=serialized,
+            evaluation_event=serialize_value(event),
             evaluation_event_timestamp=self._event_insert_timestamp(event),
             evaluation_event_storage_id=event_id,
         )
         keys = subset.get_partition_keys() if subset else [None]
+        return [{**row, "partition": k} for k in keys]
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id) -> None:
         with self.index_connection() as conn:
-            conn.execute(AssetCheckExecutionsTable.insert(), [{**row, "partition": k} for k in keys])
+            conn.execute(AssetCheckExecutionsTable.insert(), self._check_planned_rows(event, event_id))
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        """Asset events of one run in one transaction per shard, each statement compiled once
-        (executemany); anything else one by one, as `store_event` would."""
-        batched = [
-            e
-            for e in events
-            if e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS and e.dagster_event.asset_key
-        ]
+        """Asset events and planned asset checks of one run in one transaction per shard, each
+        statement compiled once (executemany); anything else one by one, as `store_event` would."""
+        batched = [e for e in events if _batchable(e)]
         if len({e.run_id for e in batched}) > 1:
             batched = []
         in_batch = {id(e) for e in batched}
@@ -225,7 +223,7 @@ class LakehouseSqliteEventLogStorage(SqliteEventLogStorage):
         rows = [self._event_to_row(e) for e in batched]  # serialized once, for both shards
         with self.run_connection(batched[0].run_id) as conn:
             conn.execute(SqlEventLogStorageTable.insert(), rows)
-        # The index shard mirrors asset events: cross-run asset queries read it.
+        # The index shard mirrors asset and asset check events: cross-run queries read it.
         with self.index_transaction() as conn:
             result = conn.execute(
                 SqlEventLogStorageTable.insert().returning(
@@ -234,11 +232,28 @@ class LakehouseSqliteEventLogStorage(SqliteEventLogStorage):
                 rows,
             )
             ids = [row[0] for row in result]
-            self._store_asset_event_tags(conn, batched, ids)
+            assets = [(e, i) for e, i in zip(batched, ids) if e.dagster_event_type in ASSET_EVENTS]
+            checks = [(e, i) for e, i in zip(batched, ids) if e.dagster_event_type not in ASSET_EVENTS]
+            if checks:
+                conn.execute(
+                    AssetCheckExecutionsTable.insert(),
+                    [row for e, i in checks for row in self._check_planned_rows(e, i)],
+                )
+            if not assets:
+                return
+            self._store_asset_event_tags(conn, [e for e, _ in assets], [i for _, i in assets])
             # The asset table keeps the latest event of each kind per asset: writing only the
             # last of each leaves it exactly as writing all of them in order would.
-            last: dict[tuple, int] = {}
-            for i, e in enumerate(batched):
-                last[(e.dagster_event.asset_key, e.dagster_event_type)] = i
-            for i in sorted(last.values()):
-                self._store_asset_event(conn, batched[i], ids[i])
+            last: dict[tuple, tuple] = {}
+            for e, i in assets:
+                last[(e.dagster_event.asset_key, e.dagster_event_type)] = (i, e)
+            for i, e in sorted(last.values(), key=lambda pair: pair[0]):
+                self._store_asset_event(conn, e, i)
+
+
+def _batchable(event: EventLogEntry) -> bool:
+    if not event.is_dagster_event:
+        return False
+    if event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
+        return True
+    return event.dagster_event_type in ASSET_EVENTS and bool(event.dagster_event.asset_key)
