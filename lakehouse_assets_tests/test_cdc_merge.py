@@ -350,6 +350,8 @@ QUARANTINE_CASES = [
     (TENANT, {"settings": '{"a": [nan]}'}, "settings", False),
     (TENANT, {"settings": '{"a": -Infinity}'}, "settings", False),
     (TENANT, {"settings": '{"a": [1, ]}'}, "settings", False),
+    (TENANT, {"settings": '{"a": [1,\n\t]}'}, "settings", False),
+    (TENANT, {"settings": '{"a": INF, "b": "x"}'}, "settings", False),
     (TENANT, {"settings": '{"a": "x"} {"b": 1}'}, "settings", False),
     (TENANT, {"settings": '{"a": tru}'}, "settings", False),
     (TENANT, {"settings": "{'a': 1}"}, "settings", False),
