@@ -8,3 +8,7 @@ from dagster._utils.warnings import BetaWarning, PreviewWarning
 # Dagster still labels them beta/preview. Say it once here instead of on every import.
 warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
+
+from lakehouse_assets import process_exit
+
+process_exit.install()
