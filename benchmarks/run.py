@@ -354,7 +354,7 @@ def _package(path: str | None) -> str:
 # Where a sample's time goes, by what is on its stack: the first rule (in this order) that
 # matches any frame of the stack names it. (function name or None, path fragment or None)
 COST_RULES = [
-    ("Dagster run creation: an ASSET_MATERIALIZATION_PLANNED event per asset partition (event log)",
+    ("Dagster run creation: the planned asset and check events (event log)",
      "_log_asset_planned_events", None),
     ("Dagster: an ASSET_MATERIALIZATION event per asset partition after each output (event log)",
      "_log_materialization_or_observation_events_for_asset", None),
