@@ -60,7 +60,8 @@ JSON_WORD_RE = r"\b(true|false|null)\b|[0-9][eE]"
 JSON_LENIENT_RE = r"[A-Za-z]|,\s*[\]}]"
 # Text with neither of those anywhere (nan and inf in any case, a comma before a closing
 # bracket) cannot hold them outside its strings either: yyjson's verdict stands, and the
-# costly blanking above (four fifths of typing events) runs only on the rest.
+# costly blanking above (measured: 2.65 of the 5.7 s typing scale 10's events) runs only on
+# the rest.
 JSON_SUSPECT_RE = r"(?i)nan|inf|,\s*[\]}]"
 
 

@@ -5,16 +5,18 @@ A backfill run of 32 daily assets over 101 days logs 3,232 ASSET_MATERIALIZATION
 with Dagster's defaults, as many ASSET_MATERIALIZATION_PLANNED events). Dagster's
 `SqliteEventLogStorage` (1.13) opens a new SQLAlchemy engine and connection for every write,
 commits it with an fsync, and closes it (the last close of a WAL database checkpoints it),
-twice per asset event (run shard, index shard); it does not implement batch writes. Profiled at scale 1, that was 80% of a full backfill's wall
-time. This subclass changes how it talks to SQLite and, in the last point, how a run's plan
-is recorded, never what the UI and the sensors read back:
+twice per asset event (run shard, index shard); it does not implement batch writes. Profiled
+at scale 1, that was 80% of a full backfill's wall time. This subclass changes how it talks
+to SQLite and, in the last point, how a run's plan is recorded, never what the UI and the
+sensors read back:
 
 - one engine per shard, kept (the index and the latest run shards), so connections are reused;
 - `synchronous=NORMAL`, the setting SQLite recommends with WAL: a committed event survives
   the process being killed; only an operating-system crash can lose the latest commits;
 - `store_event_batch` writes a batch of asset events (and the planned asset checks of a new
-  run) in one transaction per shard, exactly as `store_event` would one by one. Dagster hands batches only when DAGSTER_EVENT_BATCH_SIZE
-  is set; the storage sets it (if unset) in the process that uses it, since it supports them.
+  run) in one transaction per shard, exactly as `store_event` would one by one. Dagster hands
+  batches only when DAGSTER_EVENT_BATCH_SIZE is set; the storage sets it (if unset) in the
+  process that uses it, since it supports them.
 - a run over a partition range plans each asset with one ASSET_MATERIALIZATION_PLANNED event
   carrying the range (`supports_partition_subset_in_asset_materialization_planned_events`, as
   Dagster+'s storage does) instead of one event per partition: 3,200 fewer events for a
