@@ -124,7 +124,7 @@ class _WatchedConnection:
     def __getattr__(self, name):
         return getattr(self._conn, name)
 
-    def cursor(self):  # a step's writes are cursors of its one open database (StepDatabase)
+    def cursor(self):  # a run's writes are cursors of its one open database (RunDatabase)
         return _WatchedConnection(self._conn.cursor())
 
     def execute(self, query, *args, **kwargs):

@@ -221,20 +221,36 @@ def _writable_from_another_process(db) -> bool:
     return done.returncode == 0
 
 
-def test_a_step_shares_one_open_database_and_lets_go_of_it_after(db):
-    """A step's loads and writes are connections to one open database; the next step opens
-    it afresh, and the end of the run lets other processes have the file."""
-    from lakehouse_assets.storage.duckdb_io import STEP_DATABASE
+def test_a_run_shares_one_open_database_and_lets_go_of_it_after(db):
+    """A run's loads and writes, in all its steps, are connections to one open database; a
+    new run opens it afresh, and the end of the run lets other processes have the file."""
+    from lakehouse_assets.storage.duckdb_io import RUN_DATABASE
 
-    first = STEP_DATABASE.connect(str(db), {}, step="a")
+    first = RUN_DATABASE.connect(str(db), {}, run_id="a")
     first.execute("CREATE TABLE t AS SELECT 1 AS x").fetchall()
-    second = STEP_DATABASE.connect(str(db), {}, step="a")
+    second = RUN_DATABASE.connect(str(db), {}, run_id="a")
     assert second.sql("SELECT x FROM t").fetchall() == [(1,)]  # the same database
-    assert not _writable_from_another_process(db)  # held while the step runs
-    STEP_DATABASE.connect(str(db), {}, step="b").close()  # the next step
+    assert not _writable_from_another_process(db)  # held while the run goes on
+    RUN_DATABASE.connect(str(db), {}, run_id="b").close()  # another run
     with pytest.raises(duckdb.ConnectionException):
-        first.sql("SELECT x FROM t").fetchall()  # the first step's database was closed
-    STEP_DATABASE.release(str(db))
+        first.sql("SELECT x FROM t").fetchall()  # the first run's database was closed
+    RUN_DATABASE.release(str(db))
+    assert _writable_from_another_process(db)
+
+
+def test_loads_and_writes_of_every_step_open_the_database_once(db, monkeypatch):
+    """Loads name their run only through their step context: they must share it too."""
+    from lakehouse_assets.storage import duckdb_io
+
+    opened = []
+    real = duckdb_io.connect_when_free
+    monkeypatch.setattr(duckdb_io, "connect_when_free", lambda *a: opened.append(a) or real(*a))
+    PAYLOAD["2024-12-02"] = frame([1, 2], 2)
+    run(db, things, partition="2024-12-02")
+    opened.clear()
+    assert run(db, things, thing_count, selection=[thing_count]).success  # a load, then a write
+    assert len(opened) == 1
+    assert rows(db, "SELECT n FROM silver.thing_count") == [(2,)]
     assert _writable_from_another_process(db)
 
 
@@ -248,15 +264,15 @@ def test_after_a_run_the_file_is_free_for_other_processes(db):
 def test_after_moving_a_big_frame_the_step_lets_go_of_the_database(db, monkeypatch):
     """DuckDB caches what a query read or wrote while the database is open: after a big load
     or write it is closed rather than held with a second copy of the table."""
-    from lakehouse_assets.storage.duckdb_io import STEP_DATABASE
+    from lakehouse_assets.storage.duckdb_io import RUN_DATABASE
 
-    monkeypatch.setattr(STEP_DATABASE, "BIG_BYTES", 1000)
+    monkeypatch.setattr(RUN_DATABASE, "BIG_BYTES", 1000)
     small, big = pl.DataFrame({"x": [1]}), pl.DataFrame({"x": list(range(1000))})
-    STEP_DATABASE.connect(str(db), {}, step="a").close()
-    STEP_DATABASE.moved(small)
-    STEP_DATABASE.done()
-    assert not _writable_from_another_process(db)  # a small frame: still held for the step
-    STEP_DATABASE.connect(str(db), {}, step="a").close()
-    STEP_DATABASE.moved(big)
-    STEP_DATABASE.done()
+    RUN_DATABASE.connect(str(db), {}, run_id="a").close()
+    RUN_DATABASE.moved(small)
+    RUN_DATABASE.done()
+    assert not _writable_from_another_process(db)  # a small frame: still held for the run
+    RUN_DATABASE.connect(str(db), {}, run_id="a").close()
+    RUN_DATABASE.moved(big)
+    RUN_DATABASE.done()
     assert _writable_from_another_process(db)
