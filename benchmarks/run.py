@@ -4,7 +4,8 @@
 
 Generates the sample landing zone once, then per repetition: the baseline (benchmarks/
 baseline.py, one process, fresh DuckDB file); the full backfill through Dagster (the CLI of
-CONTRACT section 6, one run, fresh DAGSTER_HOME and warehouse); the incremental update (one
+CONTRACT section 6, one run, fresh DAGSTER_HOME whose storage is created beforehand, untimed,
+and a fresh warehouse); the incremental update (one
 more CDC file of about 1% of the changes, in a copy of the zone: the landing sensor ticks as
 the daemon would, with the cursor of a tick before the drop, and its run request is executed
 through the same CLI); each a subprocess measured for wall time and peak RSS of its process
@@ -81,6 +82,17 @@ def fresh_home(path: Path) -> Path:
     path.mkdir(parents=True)
     shutil.copy(DAGSTER_YAML, path / "dagster.yaml")
     return path
+
+
+def prepared_home(path: Path, env_for) -> tuple[Path, float]:
+    """A fresh instance whose storage exists, as data/dagster_home's does once `dagster dev`
+    has run: a backfill is not the instance's first use. Creating the SQLite databases
+    (`dagster instance migrate`) takes about a second; it is reported, not counted."""
+    home = fresh_home(path)
+    started = clock.monotonic()
+    subprocess.run([*dagster_cmd(), "instance", "migrate"], env=env_for(home), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return home, clock.monotonic() - started
 
 
 def materialize_cmd(select: str, span: str) -> list[str]:
@@ -216,15 +228,16 @@ def repetition(i: int, args, zone: Path, summary, work: Path) -> dict:
     log(f"rep {i + 1}: baseline {rep['baseline']['wall_seconds']:.1f} s")
 
     log(f"rep {i + 1}: dagster full backfill --partition-range {span}")
-    home = fresh_home(d / "dagster_home")
     warehouse = d / "warehouse.duckdb"
+    home, setup_seconds = prepared_home(d / "dagster_home", lambda h: project_env(h, zone, warehouse, fp))
     env = project_env(home, zone, warehouse, fp)
     m = checked(
         measure.run(materialize_cmd("*", span), env=env, cwd=d, log_prefix=d / "backfill",
                     timeout=args.timeout),
         "dagster full backfill",
     )
-    rep["backfill"] = {**m.as_dict(), **run_facts(home, m.started_at), "rows": layer_rows(warehouse)}
+    rep["backfill"] = {**m.as_dict(), **run_facts(home, m.started_at), "rows": layer_rows(warehouse),
+                       "instance_setup_seconds_not_counted": setup_seconds}
     log(f"rep {i + 1}: backfill {m.wall_seconds:.1f} s")
 
     layers = ("gold", "silver", "bronze") if i == 0 else ("gold",)
@@ -303,7 +316,7 @@ def profile(args, zone: Path, summary, work: Path, out_dir: Path) -> dict:
     """One more full backfill under pyinstrument (not part of the timings)."""
     d = work / "profile"
     d.mkdir()
-    home = fresh_home(d / "dagster_home")
+    home, _ = prepared_home(d / "dagster_home", lambda h: project_env(h, zone, d / "warehouse.duckdb", args.first_partition))
     env = project_env(home, zone, d / "warehouse.duckdb", args.first_partition)
     session = d / "backfill.pyisession"
     log("profile: full backfill under pyinstrument")
@@ -471,6 +484,8 @@ def summarize(reps: list[dict]) -> dict:
                 for layer in ("bronze", "silver", "gold", "checks")
             },
         }
+    s["backfill"]["instance_setup_seconds_not_counted"] = med(
+        pick(["backfill", "instance_setup_seconds_not_counted"]))
     s["ratio_backfill_to_baseline"] = med(
         [r["backfill"]["wall_seconds"] / r["baseline"]["wall_seconds"] for r in reps]
     )
@@ -572,6 +587,10 @@ def table(args, summary, s: dict, n_reps: int) -> str:
         + "  ".join(f"{k} {fmt(lb.get(k), '.1f')} | {fmt(lp.get(k), '.1f')}" for k in ("bronze", "silver", "gold"))
         + f"  checks - | {fmt(lp.get('checks'), '.1f')}"
         + f"  dagster outside steps {fmt(s['backfill']['wall_seconds'] - sum(v or 0 for v in lp.values()), '.1f')}"
+    )
+    lines.append(
+        f"(each backfill's DAGSTER_HOME had its storage created beforehand, `dagster instance migrate`: "
+        f"{fmt(s['backfill'].get('instance_setup_seconds_not_counted'), '.1f')} s, not counted)"
     )
     if inc:
         lines.append(
