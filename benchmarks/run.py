@@ -5,11 +5,11 @@
 Generates the sample landing zone once, then per repetition: the baseline (benchmarks/
 baseline.py, one process, fresh DuckDB file); the full backfill through Dagster (the CLI of
 CONTRACT section 6, one run, fresh DAGSTER_HOME whose storage is created beforehand, untimed,
-and a fresh warehouse); the incremental update (one
-more CDC file of about 1% of the changes, in a copy of the zone: the landing sensor ticks as
-the daemon would, with the cursor of a tick before the drop, and its run request is executed
-through the same CLI); each a subprocess measured for wall time and peak RSS of its process
-tree. Gold (and, in the first repetition, silver and bronze) of the project and the baseline
+and a fresh warehouse); the incremental update (one more CDC file of about 1% of the changes,
+in a copy of the zone: the landing sensor ticks as the daemon would, with the cursor of a tick
+before the drop, and its run request is executed through the same CLI); each a subprocess
+measured for wall time and peak RSS of its process tree. Gold (and, in the first repetition,
+silver and bronze) of the project and the baseline
 are compared row for row: any difference is printed and the command exits 1.
 
 Prints a table of medians and writes benchmarks/results/scale-<scale>.json; with --profile
@@ -84,16 +84,15 @@ def fresh_home(path: Path) -> Path:
     return path
 
 
-def prepared_home(path: Path, env_for) -> tuple[Path, float]:
-    """A fresh instance whose storage exists, as data/dagster_home's does once `dagster dev`
-    has run: a backfill is not the instance's first use. Creating the SQLite databases within
-    the backfill's process cost it about 0.8 s at scale 1; `dagster instance migrate` (a
-    process of its own, so more) is reported, not counted."""
-    home = fresh_home(path)
+def prepare_storage(env: dict) -> float:
+    """Create the storage of the fresh instance at env's DAGSTER_HOME, as data/dagster_home's
+    exists once `dagster dev` has run: a backfill is not the instance's first use. Created
+    within the backfill's process it cost about 0.8 s at scale 1; `dagster instance migrate`
+    (a process of its own, so more) is reported, not counted. Returns its seconds."""
     started = clock.monotonic()
-    subprocess.run([*dagster_cmd(), "instance", "migrate"], env=env_for(home), check=True,
+    subprocess.run([*dagster_cmd(), "instance", "migrate"], env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return home, clock.monotonic() - started
+    return clock.monotonic() - started
 
 
 def materialize_cmd(select: str, span: str) -> list[str]:
@@ -229,9 +228,10 @@ def repetition(i: int, args, zone: Path, summary, work: Path) -> dict:
     log(f"rep {i + 1}: baseline {rep['baseline']['wall_seconds']:.1f} s")
 
     log(f"rep {i + 1}: dagster full backfill --partition-range {span}")
+    home = fresh_home(d / "dagster_home")
     warehouse = d / "warehouse.duckdb"
-    home, setup_seconds = prepared_home(d / "dagster_home", lambda h: project_env(h, zone, warehouse, fp))
     env = project_env(home, zone, warehouse, fp)
+    setup_seconds = prepare_storage(env)
     m = checked(
         measure.run(materialize_cmd("*", span), env=env, cwd=d, log_prefix=d / "backfill",
                     timeout=args.timeout),
@@ -317,8 +317,9 @@ def profile(args, zone: Path, summary, work: Path, out_dir: Path) -> dict:
     """One more full backfill under pyinstrument (not part of the timings)."""
     d = work / "profile"
     d.mkdir()
-    home, _ = prepared_home(d / "dagster_home", lambda h: project_env(h, zone, d / "warehouse.duckdb", args.first_partition))
+    home = fresh_home(d / "dagster_home")
     env = project_env(home, zone, d / "warehouse.duckdb", args.first_partition)
+    prepare_storage(env)
     session = d / "backfill.pyisession"
     log("profile: full backfill under pyinstrument")
     cmd = [PY, "-m", "pyinstrument", "-i", "0.005", "-r", "pyisession", "-o", str(session),

@@ -261,7 +261,7 @@ def test_after_a_run_the_file_is_free_for_other_processes(db):
     assert rows(db) == [(1, utc(2))]  # and this process can open it read-only again
 
 
-def test_after_moving_a_big_frame_the_step_lets_go_of_the_database(db, monkeypatch):
+def test_after_moving_a_big_frame_the_run_lets_go_of_the_database(db, monkeypatch):
     """DuckDB caches what a query read or wrote while the database is open: after a big load
     or write it is closed rather than held with a second copy of the table."""
     from lakehouse_assets.storage.duckdb_io import RUN_DATABASE
