@@ -1,4 +1,4 @@
-"""The code location: every asset, check and resource, for the environment in force."""
+"""The code location: every asset, check, sensor and resource, for the settings in force."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from lakehouse_assets.assets.gold import gold_assets
 from lakehouse_assets.assets.silver import silver_assets
 from lakehouse_assets.checks.reconcile import files_reconcile
 from lakehouse_assets.checks.warnings import warning_checks
-from lakehouse_assets.resources import resources_for_environment
+from lakehouse_assets.resources import resources_for
 from lakehouse_assets.sensors.landing import landing_sensor
 from lakehouse_assets.sensors.operations import (
     daily_refresh,
@@ -17,13 +17,17 @@ from lakehouse_assets.sensors.operations import (
     gold_freshness_sensor,
     run_failure_report,
 )
+from lakehouse_assets.settings import settings
+
+ASSETS = [bronze_landing, *silver_assets, *gold_assets]
+CHECKS = [files_reconcile, *warning_checks, *freshness_checks]
 
 defs = Definitions(
-    assets=[bronze_landing, *silver_assets, *gold_assets],
-    asset_checks=[files_reconcile, *warning_checks, *freshness_checks],
+    assets=ASSETS,
+    asset_checks=CHECKS,
     sensors=[landing_sensor, gold_freshness_sensor, run_failure_report],
     schedules=[daily_refresh],
-    resources=resources_for_environment(),
+    resources=resources_for(settings()),
     # One process writes the DuckDB file at a time: steps of a run go one after another.
     executor=in_process_executor,
 )

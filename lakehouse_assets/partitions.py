@@ -1,28 +1,22 @@
-"""One daily partitioning for every table, and the dates a run covers."""
+"""One daily partitioning for every table, from LAKEHOUSE_PARTITIONS_START."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
-import polars as pl
-from dagster import AssetExecutionContext, DailyPartitionsDefinition
+from dagster import DailyPartitionsDefinition
 
-from lakehouse_assets.environment import partitions_start
+from lakehouse_assets.settings import settings
 
 # end_offset=1: today's partition exists, so today's CDC reaches gold today.
 daily_partitions = DailyPartitionsDefinition(
-    start_date=partitions_start().isoformat(), timezone="UTC", end_offset=1
+    start_date=settings().partitions_start.isoformat(), timezone="UTC", end_offset=1
 )
 
 
-def run_dates(context: AssetExecutionContext) -> tuple[date, date]:
-    """First and last day (inclusive) of the partitions this run materializes."""
-    window = context.partition_time_window
-    return window.start.date(), (window.end - timedelta(days=1)).date()
+def first_partition() -> date:
+    return date.fromisoformat(daily_partitions.get_first_partition_key())
 
 
-def rows_in_run(frame: pl.DataFrame, day: pl.Expr, first: date, last: date) -> pl.DataFrame:
-    """The rows whose day falls in first..last; the frame itself (no copy) when all do, as
-    in a backfill of a table's whole span."""
-    inside = day.is_between(first, last).fill_null(False)
-    return frame if frame.select(inside.all()).item() else frame.filter(inside)
+def last_partition() -> date:
+    return date.fromisoformat(daily_partitions.get_last_partition_key())

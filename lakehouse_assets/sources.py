@@ -1,28 +1,15 @@
 """The source tables, declared once (CONTRACT section 1).
 
-Bronze and silver assets, their Pandera schemas, their checks, the landing layout and the
-sample-data generator are all derived from these declarations: adding a table is adding a
-`SourceTable` to `SOURCE_TABLES`.
+Bronze and silver assets, their table specs and Pandera models, their checks, the landing
+layout and the sample-data generator are all derived from these declarations: adding a table
+is adding a `SourceTable` to `SOURCE_TABLES`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
-
-class PgType(str, Enum):
-    """The PostgreSQL types the contract uses, as they arrive in DMS CSV."""
-
-    BIGINT = "bigint"
-    INTEGER = "integer"
-    NUMERIC = "numeric(12,2)"
-    TEXT = "text"
-    BOOLEAN = "boolean"
-    JSONB = "jsonb"
-    TIMESTAMPTZ = "timestamptz"
-    DATE = "date"
-    DOUBLE = "double precision"
+from lakehouse_assets.schemas.types import PgType
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Running the whole asset graph in-process over a landing folder, into a fresh DuckDB file."""
+"""Running the whole asset graph in-process over a landing folder, into a DuckDB file."""
 
 from __future__ import annotations
 
@@ -7,19 +7,16 @@ from pathlib import Path
 import duckdb
 import polars as pl
 from dagster import DagsterInstance, materialize
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from lakehouse_assets.assets.bronze import bronze_landing, build_bronze
 from lakehouse_assets.assets.gold import gold_assets
 from lakehouse_assets.assets.silver import build_silver, silver_assets
 from lakehouse_assets.checks.reconcile import build_files_reconcile, files_reconcile
 from lakehouse_assets.checks.warnings import warning_checks
-from lakehouse_assets.resources.landing import LandingZone
+from lakehouse_assets.resources import LandingZone, warehouse_io_manager
+from lakehouse_assets.runs import range_tags
 from lakehouse_assets.sources import SourceTable
-from lakehouse_assets.storage.duckdb_io import LakehouseDuckDBIOManager
+from lakehouse_assets.storage.warehouse import DuckDBWarehouse
 
 ALL_ASSETS = [bronze_landing, *silver_assets, *gold_assets, files_reconcile, *warning_checks]
 
@@ -30,16 +27,22 @@ def assets_for(tables: tuple[SourceTable, ...]) -> list:
             build_files_reconcile(tables), *warning_checks]
 
 
-def run_pipeline(landing: Path, warehouse: Path, first: str, last: str, instance=None, assets=None):
-    """Materialize every asset for first...last in one run; returns the Dagster result."""
+def resources(landing: Path, warehouse: Path) -> dict:
+    return {"landing": LandingZone(uri=str(landing)), "warehouse": DuckDBWarehouse(path=str(warehouse)),
+            "io_manager": warehouse_io_manager}
+
+
+def run_pipeline(landing: Path, warehouse: Path, first: str, last: str, instance=None, assets=None,
+                 selection=None, tags: dict | None = None):
+    """Materialize the assets for first...last in one run; returns the Dagster result."""
+    from datetime import date
+
     return materialize(
         assets or ALL_ASSETS,
-        resources={
-            "landing": LandingZone(uri=str(landing)),
-            "io_manager": LakehouseDuckDBIOManager(database=str(warehouse)),
-        },
+        selection=selection,
+        resources=resources(landing, warehouse),
         instance=instance or DagsterInstance.ephemeral(),
-        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+        tags={**range_tags(date.fromisoformat(first), date.fromisoformat(last)), **(tags or {})},
         raise_on_error=False,
     )
 

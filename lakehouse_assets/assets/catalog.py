@@ -1,64 +1,42 @@
-"""What every asset tells the catalog: owners, kinds, column schema from its declaration."""
+"""What every asset tells the catalog (the Dagster UI): owners, kinds, column schema and
+descriptions, from the declarations and table specs."""
 
 from __future__ import annotations
 
-import polars as pl
+from collections.abc import Iterable
+
 from dagster import TableColumn, TableColumnConstraints, TableSchema
 
-from lakehouse_assets.sources import PgType, SourceTable
+from lakehouse_assets.sources import SourceTable
+from lakehouse_assets.storage.tables import TableSpec
 
 OWNERS = ["team:data-platform"]
-KINDS = {"duckdb", "polars"}
 
-POLARS_TYPES: dict[PgType, pl.DataType] = {
-    PgType.BIGINT: pl.Int64,
-    PgType.INTEGER: pl.Int32,
-    PgType.NUMERIC: pl.Decimal(12, 2),
-    PgType.TEXT: pl.String,
-    PgType.BOOLEAN: pl.Boolean,
-    PgType.JSONB: pl.String,
-    PgType.TIMESTAMPTZ: pl.Datetime("us", "UTC"),
-    PgType.DATE: pl.Date,
-    PgType.DOUBLE: pl.Float64,
+CHANGE_DESCRIPTIONS = {
+    "_op": "I, U or D",
+    "_commit_ts": "DMS commit time (UTC): decides the partition",
+    "_seq": "DMS $AR_H_CHANGE_SEQ, empty in full loads",
+    "_source_file": "landing file, relative to the landing root",
+    "_source_row": "1-based record number in that file (header not counted)",
+    "_ingested_at": "when a run read the file",
 }
 
 
-def column_schema(schema: dict[str, pl.DataType], descriptions: dict[str, str] | None = None,
-                  required: tuple[str, ...] | list[str] = ()) -> TableSchema:
+def column_schema(spec: TableSpec, descriptions: dict[str, str] | None = None,
+                  required: Iterable[str] = ()) -> TableSchema:
     descriptions = descriptions or {}
+    required = set(required)
     return TableSchema(
         columns=[
             TableColumn(
                 name=name,
-                type=str(dtype),
+                type=t.value,
                 description=descriptions.get(name),
                 constraints=TableColumnConstraints(nullable=name not in required),
             )
-            for name, dtype in schema.items()
+            for name, t in spec.columns.items()
         ]
     )
-
-
-def silver_schema(table: SourceTable) -> dict[str, pl.DataType]:
-    schema = {c.name: POLARS_TYPES[c.type] for c in table.columns}
-    schema.update({"_commit_ts": pl.Datetime("us", "UTC"), "_source_file": pl.String})
-    return schema
-
-
-def quarantine_schema(table: SourceTable) -> dict[str, pl.DataType]:
-    schema: dict[str, pl.DataType] = {c: pl.String for c in [*table.column_names, *table.trailing_columns]}
-    schema.update(
-        {
-            "_op": pl.String,
-            "_commit_ts": pl.Datetime("us", "UTC"),
-            "_seq": pl.String,
-            "_source_file": pl.String,
-            "_source_row": pl.Int64,
-            "_dq_reason": pl.String,
-            "_partition_date": pl.Date,
-        }
-    )
-    return schema
 
 
 def describe_column(table: SourceTable, name: str) -> str:
@@ -77,11 +55,5 @@ def describe_column(table: SourceTable, name: str) -> str:
     return "; ".join(parts)
 
 
-def with_schema(
-    frame: pl.DataFrame, schema: dict[str, pl.DataType], columns: tuple[str, ...] | None = None
-) -> pl.DataFrame:
-    """An upstream table that does not exist yet loads as a frame with no columns: give it
-    the schema (of the `columns` read, if only some are)."""
-    if frame.width == 0:
-        return pl.DataFrame(schema={c: schema[c] for c in columns} if columns else schema)
-    return frame
+def source_descriptions(table: SourceTable) -> dict[str, str]:
+    return {c: describe_column(table, c) for c in table.column_names}

@@ -1,114 +1,79 @@
 """Reconciliation against what the warehouse holds (CONTRACT section 3: nothing lost, nothing
-doubled): for every landing file and day of the run, the records the manifest says it filed
-under that day are exactly the bronze rows and the rejects stored for it.
+doubled): for every landing file a run wrote, and every day of it, the records the manifest
+says it filed under that day are exactly the bronze rows and rejects stored for it.
 
-A separate, blocking check after the bronze step: it reads back (only the columns it counts)
-the partitions the step wrote, through the same IO manager as every reader, so a write that
-lost or doubled rows fails it and stops silver, which depends on the manifest. It names the
-files that differ.
+A separate, blocking check after the bronze step: it counts in the warehouse (only the files
+the run wrote, so its cost follows the run), so a write that lost or doubled rows fails it and
+stops silver, which depends on the manifest. It names the files that differ.
 """
 
-from __future__ import annotations
 
-import inspect
+from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, asset_check
 
-import polars as pl
-from dagster import AssetCheckResult, AssetChecksDefinition, AssetIn, MetadataValue, asset_check
-
-from lakehouse_assets.assets.bronze import MANIFEST_KEY, REJECTS_KEY, bronze_key
-from lakehouse_assets.assets.catalog import with_schema
-from lakehouse_assets.landing.manifest import MANIFEST_SCHEMA
-from lakehouse_assets.landing.reader import REJECT_SCHEMA, UTC_DATETIME
-from lakehouse_assets.partitions import daily_partitions
+from lakehouse_assets.assets.bronze import MANIFEST_KEY
+from lakehouse_assets.schemas.tables import MANIFEST, REJECTS, bronze_spec
 from lakehouse_assets.sources import SOURCE_TABLES, SourceTable
+from lakehouse_assets.storage.tables import Scope, Session
+from lakehouse_assets.storage.warehouse import Warehouse
+from lakehouse_assets.values import quote_literal
 
 CHECK_NAME = "files_reconcile"
 SHOWN = 10
-KEYS = ["table_name", "_source_file", "_partition_date"]
 
 
-def stored_counts(tables: tuple[SourceTable, ...], frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """Bronze rows and rejects per (table, file, day), as stored."""
-    parts = []
-    for table in tables:
-        rows = with_schema(
-            frames[table.name], {"_source_file": pl.String, "_commit_ts": UTC_DATETIME}, ("_source_file", "_commit_ts")
-        )
-        parts.append(
-            rows.group_by("_source_file", pl.col("_commit_ts").dt.date().alias("_partition_date"))
-            .agg(pl.len().alias("stored_changes"))
-            .with_columns(pl.lit(table.name).alias("table_name"))
-        )
-    changes = pl.concat(parts).select(*KEYS, "stored_changes")
-    rejects = with_schema(frames["rejects"], REJECT_SCHEMA, ("table_name", "_source_file", "_partition_date"))
-    rejected = rejects.group_by(KEYS).agg(pl.len().alias("stored_rejects"))
-    return changes.join(rejected, on=KEYS, how="full", coalesce=True).fill_null(0)
+def differences(session: Session, tables: tuple[SourceTable, ...], run_id: str):
+    """(files checked, rows of (table, file, day) whose counts differ)."""
+    con = session.con
+    manifest = session.scan(MANIFEST)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _mine AS
+        SELECT table_name, _source_file, _partition_date, changes, rejects FROM {manifest}
+        WHERE _run_id = {quote_literal(run_id)}""")
+    files = frozenset(r[0] for r in con.execute("SELECT DISTINCT _source_file FROM _mine").fetchall())
+    stored = []
+    for t in tables:
+        rows = session.scan(bronze_spec(t), Scope(files=files), ["_source_file", "_commit_ts"])
+        stored.append(f"SELECT {quote_literal(t.name)} AS table_name, _source_file, CAST(_commit_ts AS DATE) AS d, "
+                      f"count(*) AS n, 0 AS r FROM {rows} GROUP BY ALL")
+    rejects = session.scan(REJECTS, Scope(files=files), ["table_name", "_source_file", "_partition_date"])
+    stored.append(f"SELECT table_name, _source_file, _partition_date, 0, count(*) FROM {rejects} GROUP BY ALL")
+    diff = con.sql(f"""
+        WITH s AS (SELECT table_name, _source_file, d AS _partition_date, sum(n) AS stored_changes,
+                          sum(r) AS stored_rejects FROM ({' UNION ALL '.join(stored)}) GROUP BY ALL)
+        SELECT table_name, _source_file, CAST(_partition_date AS VARCHAR) AS day,
+               coalesce(m.changes, 0) AS changes, coalesce(m.rejects, 0) AS rejects,
+               coalesce(s.stored_changes, 0) AS stored_changes, coalesce(s.stored_rejects, 0) AS stored_rejects
+        FROM _mine m FULL JOIN s USING (table_name, _source_file, _partition_date)
+        WHERE coalesce(m.changes, 0) <> coalesce(s.stored_changes, 0)
+           OR coalesce(m.rejects, 0) <> coalesce(s.stored_rejects, 0)
+        ORDER BY ALL""").pl()
+    return len(files), diff
 
 
-def differences(manifest: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
-    manifest = with_schema(manifest, MANIFEST_SCHEMA).select(*KEYS, "changes", "rejects")
-    return (
-        manifest.join(stored, on=KEYS, how="full", coalesce=True)
-        .with_columns(pl.col("changes", "rejects", "stored_changes", "stored_rejects").fill_null(0))
-        .filter(
-            (pl.col("changes") != pl.col("stored_changes")) | (pl.col("rejects") != pl.col("stored_rejects"))
-        )
-        .sort(KEYS)
+def build_files_reconcile(tables: tuple[SourceTable, ...]):
+    @asset_check(
+        asset=MANIFEST_KEY,
+        name=CHECK_NAME,
+        blocking=True,
+        description="Per landing file the run wrote, and day: the manifest's records = bronze rows + rejects "
+                    "stored in the warehouse; names the files that differ",
     )
-
-
-def build_files_reconcile(tables: tuple[SourceTable, ...]) -> AssetChecksDefinition:
-    ins = {
-        t.name: AssetIn(key=bronze_key(t), metadata={"columns": ["_source_file", "_commit_ts"]})
-        for t in tables
-    }
-    ins["rejects"] = AssetIn(key=REJECTS_KEY, metadata={"columns": ["table_name", "_source_file", "_partition_date"]})
-
-    def _check(context, landing_manifest: pl.DataFrame, **frames: pl.DataFrame) -> AssetCheckResult:
-        diff = differences(landing_manifest, stored_counts(tables, frames))
+    def files_reconcile(context: AssetCheckExecutionContext, warehouse: Warehouse) -> AssetCheckResult:
+        checked, diff = differences(warehouse.session(), tables, context.run.run_id)
         files = diff["_source_file"].unique(maintain_order=True).to_list()
         if files:
             context.log.error(
                 f"{len(files)} landing files do not reconcile with the warehouse, e.g. "
-                + "; ".join(
-                    f"{r['_source_file']} on {r['_partition_date']}: {r['changes']} changes and "
-                    f"{r['rejects']} rejects in the manifest, {r['stored_changes']} and "
-                    f"{r['stored_rejects']} stored"
-                    for r in diff.head(3).iter_rows(named=True)
-                )
-            )
+                + "; ".join(f"{r['_source_file']} on {r['day']}: {r['changes']} changes and {r['rejects']} rejects "
+                            f"in the manifest, {r['stored_changes']} and {r['stored_rejects']} stored"
+                            for r in diff.head(3).iter_rows(named=True)))
         return AssetCheckResult(
             passed=not files,
             description=None if not files else f"{len(files)} files differ, first {files[0]}",
-            metadata={
-                "files_checked": with_schema(landing_manifest, MANIFEST_SCHEMA)["_source_file"].n_unique(),
-                "files_that_differ": len(files),
-                "differences": MetadataValue.json(
-                    diff.head(SHOWN).with_columns(pl.col("_partition_date").cast(pl.String)).to_dicts()
-                ),
-            },
+            metadata={"files_checked": checked, "files_that_differ": len(files),
+                      "differences": MetadataValue.json(diff.head(SHOWN).to_dicts())},
         )
 
-    # One input per declared table: Dagster reads the inputs off the signature.
-    _check.__signature__ = inspect.Signature(
-        [
-            inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-            inspect.Parameter("landing_manifest", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-            *(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in ins),
-        ]
-    )
-
-    return asset_check(
-        asset=MANIFEST_KEY,
-        name=CHECK_NAME,
-        additional_ins=ins,
-        partitions_def=daily_partitions,
-        blocking=True,
-        description=(
-            "Per landing file and day: the manifest's records = bronze rows + rejects stored in "
-            "the warehouse; names the files that differ"
-        ),
-    )(_check)
+    return files_reconcile
 
 
 files_reconcile = build_files_reconcile(SOURCE_TABLES)

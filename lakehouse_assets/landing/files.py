@@ -24,7 +24,9 @@ class LandingFile:
     path: str  # relative to the landing root, '/'-separated: public/core_order/LOAD00000001.csv
     size: int
     etag: str = ""  # S3 ETag, or size+mtime locally: enough to notice a re-landed file
-    modified: float = 0.0  # when it landed (epoch seconds): S3 LastModified, or the mtime
+    # When it landed (epoch seconds): S3 LastModified; locally the later of mtime and ctime (a
+    # copy that keeps the source's mtime, or a rename into place, still sets ctime).
+    modified: float = 0.0
 
     @property
     def name(self) -> str:
@@ -98,7 +100,7 @@ class LocalLandingStore:
             else:
                 st = target.stat()
                 files.append(
-                    LandingFile(rel, st.st_size, f"{st.st_size}-{st.st_mtime_ns}", st.st_mtime)
+                    LandingFile(rel, st.st_size, f"{st.st_size}-{st.st_mtime_ns}", max(st.st_mtime, st.st_ctime))
                 )
         return files, ignored
 

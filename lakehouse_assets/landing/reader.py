@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -17,26 +18,22 @@ import polars as pl
 
 from lakehouse_assets.landing.csv_records import SplitFile, split_records
 from lakehouse_assets.landing.files import FileBytes, LandingFile, LandingStore, decode_file
-from lakehouse_assets.sources import PgType, SourceTable
+from lakehouse_assets.schemas.tables import REJECT_COLUMNS, change_columns
+from lakehouse_assets.schemas.types import UTC_DATETIME, PgType, polars_schema
+from lakehouse_assets.sources import SourceTable
 from lakehouse_assets.values import parse_sql, run_sql
 
 OPS = ("I", "U", "D")
-UTC_DATETIME = pl.Datetime("us", "UTC")
 
-REJECT_SCHEMA = {
-    "table_name": pl.String,
-    "_source_file": pl.String,
-    "_source_row": pl.Int64,
-    "reason": pl.String,
-    "raw_text": pl.String,
-    "_commit_ts": UTC_DATETIME,
-    "_partition_date": pl.Date,
-}
+REJECT_SCHEMA = polars_schema(REJECT_COLUMNS)
+_REJECT_READ = {k: v for k, v in REJECT_SCHEMA.items() if k != "_ingested_at"}  # before it is stamped
 
-MANIFEST_SCHEMA = {
+# What was read of each file: one row per file (the landing manifest splits it by day).
+FILE_SUMMARY_SCHEMA = {
     "table_name": pl.String,
     "_source_file": pl.String,
     "size_bytes": pl.Int64,
+    "etag": pl.String,
     "sha256": pl.String,
     "records": pl.Int64,
     "changes": pl.Int64,
@@ -51,31 +48,19 @@ MANIFEST_SCHEMA = {
 
 def change_schema(table: SourceTable) -> dict[str, pl.DataType]:
     """Bronze columns: the table's columns as text, then the change metadata."""
-    schema: dict[str, pl.DataType] = {c: pl.String for c in table.column_names}
-    schema.update({c: pl.String for c in table.trailing_columns})
-    schema.update(
-        {
-            "_op": pl.String,
-            "_commit_ts": UTC_DATETIME,
-            "_seq": pl.String,
-            "_source_file": pl.String,
-            "_source_row": pl.Int64,
-            "_ingested_at": UTC_DATETIME,
-        }
-    )
-    return schema
+    return polars_schema(change_columns(table))
 
 
 @dataclass(frozen=True)
 class TableRead:
     changes: pl.DataFrame
     rejects: pl.DataFrame
-    manifest: pl.DataFrame  # one row per file: counts, checksum, commit-ts span
-    ignored: list[str]  # entries in the table folder that are not landing files
+    manifest: pl.DataFrame  # one row per file (FILE_SUMMARY_SCHEMA): counts, checksum, commit-ts span
+    ignored: list[str]  # entries in the table folder that are not landing files, files landed twice
 
 
 @dataclass
-class _LandedFile:
+class LandedFile:
     file: LandingFile
     content: FileBytes
     split: SplitFile
@@ -88,7 +73,7 @@ def landed_data(store: LandingStore, file: LandingFile) -> bytes:
     return data + b"\n" if data and not data.endswith(b"\n") else data
 
 
-def _land(store: LandingStore, file: LandingFile, table: SourceTable) -> _LandedFile:
+def _land(store: LandingStore, file: LandingFile, table: SourceTable) -> LandedFile:
     """Read, decompress and split one file."""
     try:
         content = decode_file(file, store.read_bytes(file))
@@ -100,37 +85,54 @@ def _land(store: LandingStore, file: LandingFile, table: SourceTable) -> _Landed
     header = bool(split.n_records) and _is_header(split, table)
     # The bytes are not kept: the field array holds the values, and the few rejects' raw text
     # is read again (_rejects). A table's landing files need not all fit in memory twice.
-    return _LandedFile(file, FileBytes(b"", content.sha256, content.problem), replace(split, data=b""), header)
+    return LandedFile(file, FileBytes(b"", content.sha256, content.problem), replace(split, data=b""), header)
 
 
 def read_table(store: LandingStore, table: SourceTable, ingested_at: datetime) -> TableRead:
-    """Read every landing file of `table`; files landed twice (same name, same content) once.
+    """Every landing file of `table`, read into one `TableRead` (for tools and tests; the
+    bronze step reads only what its ledger says is new, a batch at a time)."""
+    files, ignored = store.list_files(table.landing_folder)
+    reads = list(read_batches(store, table, files, ingested_at))
+    if not reads:
+        reads = [read_landed([], table, store, ingested_at)]
+    return TableRead(
+        pl.concat([r.changes for r in reads], rechunk=False),
+        pl.concat([r.rejects for r in reads]),
+        pl.concat([r.manifest for r in reads]),
+        ignored + [note for r in reads for note in r.ignored],
+    )
+
+
+def read_batches(
+    store: LandingStore, table: SourceTable, files: list[LandingFile], ingested_at: datetime,
+    landed: dict[tuple[str, str], str] | None = None,
+) -> Iterator[TableRead]:
+    """Read these landing files of `table`, a batch (about BATCH_BYTES of files) at a time,
+    in the contract's file order. A file with the same name stem and content as another
+    (`landed`: (stem, sha256) -> path, of files read before) is a file landed twice: its
+    records are not read again, and its summary says so.
 
     Files are split (numpy over their bytes, on every core: numpy, polars and file reads
     release the GIL) a batch at a time, and each batch's records are picked apart together:
     the cost per file stays small, and only one batch's field arrays are held at once."""
-    files, ignored = store.list_files(table.landing_folder)
-    landed: list[_LandedFile] = []
-    seen: dict[tuple[str, str], str] = {}
-    frames: list[pl.DataFrame] = []
+    seen = dict(landed or {})
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         for batch in _batches(sorted(files, key=lambda f: f.order_key)):
-            kept = []
+            kept, twins = [], []
             for f in pool.map(lambda file: _land(store, file, table), batch):
                 stem = f.file.name.removesuffix(".gz")
                 if (stem, f.content.sha256) in seen and f.content.problem is None:
-                    ignored.append(f"{f.file.path}: same content as {seen[(stem, f.content.sha256)]}, landed twice")
+                    twins.append((f, seen[(stem, f.content.sha256)]))
                     continue
                 seen[(stem, f.content.sha256)] = f.file.path
                 kept.append(f)
-            frame = _records_frame(kept, table, first_index=len(landed))
-            # Validated per batch: joining columns across batches would copy all of them.
-            frames.append(frame.hstack(_validate(frame, table)))
-            landed.extend(kept)
-    if not frames:
-        empty = _records_frame([], table)
-        frames = [empty.hstack(_validate(empty, table))]
-    checked = records = pl.concat(frames, rechunk=False)
+            yield read_landed(kept, table, store, ingested_at, twins)
+
+
+def read_landed(landed: list[LandedFile], table: SourceTable, store: LandingStore, ingested_at: datetime,
+                 twins: list[tuple[LandedFile, str]] = ()) -> TableRead:
+    records = _records_frame(landed, table)
+    checked = records.hstack(_validate(records, table))
     schema = change_schema(table)
     clean = checked["reason"].null_count() == len(checked)  # then no copy of the rows
     changes = (
@@ -145,8 +147,35 @@ def read_table(store: LandingStore, table: SourceTable, ingested_at: datetime) -
             *(_stream_problem(f, table) for f in landed if f.content.problem),
         ]
     )
-    rejects = _fill_reject_dates(rejects, changes)
-    return TableRead(changes, rejects, _manifest(landed, table, records, changes, rejects), ignored)
+    rejects = _fill_reject_dates(rejects, changes).with_columns(
+        pl.lit(ingested_at, UTC_DATETIME).alias("_ingested_at")
+    )
+    manifest = pl.concat([_manifest(landed, table, records, changes, rejects), _twins(twins, table)])
+    notes = [f"{f.file.path}: same content as {other}, landed twice" for f, other in twins]
+    return TableRead(changes, rejects, manifest, notes)
+
+
+def _twins(twins, table: SourceTable) -> pl.DataFrame:
+    """Summaries of files landed twice: no records of their own."""
+    return pl.DataFrame(
+        {
+            "table_name": [table.name] * len(twins),
+            "_source_file": [f.file.path for f, _ in twins],
+            "size_bytes": [f.file.size for f, _ in twins],
+            "etag": [f.file.etag for f, _ in twins],
+            "sha256": [f.content.sha256 for f, _ in twins],
+            "records": [0] * len(twins),
+            "changes": [0] * len(twins),
+            "rejects": [0] * len(twins),
+            "note": [f"same content as {other}, landed twice: not read again" for _, other in twins],
+        },
+        schema={k: FILE_SUMMARY_SCHEMA[k] for k in
+                ("table_name", "_source_file", "size_bytes", "etag", "sha256", "records", "changes", "rejects", "note")},
+    ).with_columns(
+        pl.lit(None, UTC_DATETIME).alias("min_commit_ts"), pl.lit(None, UTC_DATETIME).alias("max_commit_ts"),
+        pl.lit(None, pl.Int64).alias("fields_found"),
+        pl.lit(len(table.columns) + 3 + len(table.trailing_columns), pl.Int64).alias("fields_expected"),
+    ).select(list(FILE_SUMMARY_SCHEMA))
 
 
 BATCH_BYTES = 64 * 2**20
@@ -164,7 +193,7 @@ def _batches(files: list[LandingFile]):
         yield batch
 
 
-def _records_frame(landed: list[_LandedFile], table: SourceTable, first_index: int = 0) -> pl.DataFrame:
+def _records_frame(landed: list[LandedFile], table: SourceTable, first_index: int = 0) -> pl.DataFrame:
     """One row per record of every file: Op, commit ts, columns, seq (as text) picked by the
     record's field count. Per file only numpy runs; the columns are gathered once for the
     whole table from all files' field arrays (string views: no string is copied)."""
@@ -286,10 +315,12 @@ def _manifest(landed, table, records, changes, rejects) -> pl.DataFrame:
         {
             "_source_file": [f.file.path for f in landed],
             "size_bytes": [f.file.size for f in landed],
+            "etag": [f.file.etag for f in landed],
             "sha256": [f.content.sha256 for f in landed],
             "note": [f.content.problem for f in landed],
         },
-        schema={"_source_file": pl.String, "size_bytes": pl.Int64, "sha256": pl.String, "note": pl.String},
+        schema={"_source_file": pl.String, "size_bytes": pl.Int64, "etag": pl.String, "sha256": pl.String,
+                "note": pl.String},
     )
     counts = records.group_by("_source_file").agg(
         pl.len().alias("records"), pl.col("_n_fields").mode().min().alias("fields_found")
@@ -317,7 +348,7 @@ def _manifest(landed, table, records, changes, rejects) -> pl.DataFrame:
             pl.col("records", "changes", "rejects").fill_null(0),
         )
     )
-    return out.select(list(MANIFEST_SCHEMA)).cast(MANIFEST_SCHEMA)
+    return out.select(list(FILE_SUMMARY_SCHEMA)).cast(FILE_SUMMARY_SCHEMA)
 
 
 def _is_header(split: SplitFile, table: SourceTable) -> bool:
@@ -361,7 +392,7 @@ def _validation_sql(table: SourceTable) -> str:
     """
 
 
-def _rejects(bad: pl.DataFrame, landed: list[_LandedFile], table: SourceTable, store: LandingStore) -> pl.DataFrame:
+def _rejects(bad: pl.DataFrame, landed: list[LandedFile], table: SourceTable, store: LandingStore) -> pl.DataFrame:
     bad = bad.sort("_file", "_record")
     raw: list[str] = []
     cdc_dates: list[str | None] = []
@@ -384,11 +415,11 @@ def _rejects(bad: pl.DataFrame, landed: list[_LandedFile], table: SourceTable, s
             "_commit_ts": bad["_commit_ts"],
             "_partition_date": pl.Series(cdc_dates, dtype=pl.String).str.to_date(strict=False),
         },
-        schema=REJECT_SCHEMA,
+        schema=_REJECT_READ,
     ).with_columns(pl.coalesce(pl.col("_commit_ts").dt.date(), "_partition_date").alias("_partition_date"))
 
 
-def _stream_problem(f: _LandedFile, table: SourceTable) -> pl.DataFrame:
+def _stream_problem(f: LandedFile, table: SourceTable) -> pl.DataFrame:
     """A damaged or truncated gzip stream: its unreadable rest counts as one record, a reject,
     so the loss is visible and the file's records still add up."""
     n = f.split.n_records - int(f.skip_header)
@@ -402,7 +433,7 @@ def _stream_problem(f: _LandedFile, table: SourceTable) -> pl.DataFrame:
             "_commit_ts": [None],
             "_partition_date": [None],
         },
-        schema=REJECT_SCHEMA,
+        schema=_REJECT_READ,
     ).with_columns(pl.lit(f.file.cdc_date, pl.String).str.to_date(strict=False).alias("_partition_date"))
 
 
@@ -426,4 +457,4 @@ def _fill_reject_dates(rejects: pl.DataFrame, changes: pl.DataFrame) -> pl.DataF
             "near",
             pl.min_horizontal("_partition_date", latest_day),  # _partition_date: CDC name date
         ).alias("_partition_date")
-    ).select(list(REJECT_SCHEMA))
+    ).select(list(_REJECT_READ))

@@ -3,10 +3,10 @@ against the landing zone, and run failures made visible."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -24,23 +24,21 @@ from dagster import (
     schedule,
     sensor,
 )
-from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from lakehouse_assets.assets.gold import GOLD_TABLES
+from lakehouse_assets.assets.gold import gold_key
+from lakehouse_assets.gold import GOLD_TABLES
 from lakehouse_assets.landing.files import LandingStore
-from lakehouse_assets.partitions import daily_partitions
+from lakehouse_assets.partitions import first_partition
 from lakehouse_assets.resources.landing import LandingZone
+from lakehouse_assets.runs import RANGE_END_TAG, RANGE_START_TAG, range_tags
+from lakehouse_assets.settings import settings
 from lakehouse_assets.sources import SOURCE_TABLES
 
 FRESHNESS_CHECK = "fresh_against_landing"
 
 
 def freshness_threshold() -> timedelta:
-    return timedelta(minutes=float(os.environ.get("LAKEHOUSE_FRESHNESS_MINUTES", "15")))
+    return timedelta(minutes=settings().freshness_minutes)
 
 
 @schedule(
@@ -56,15 +54,8 @@ def freshness_threshold() -> timedelta:
 )
 def daily_refresh(context: ScheduleEvaluationContext):
     today = context.scheduled_execution_time.astimezone(timezone.utc).date()
-    first = max(today - timedelta(days=1), datetime.fromisoformat(
-        daily_partitions.get_first_partition_key()).date())
-    return RunRequest(
-        run_key=f"daily_refresh_{today}",
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: today.isoformat(),
-        },
-    )
+    first = max(today - timedelta(days=1), first_partition())
+    return RunRequest(run_key=f"daily_refresh_{today}", tags=range_tags(first, today))
 
 
 def newest_landing(store: LandingStore) -> datetime | None:
@@ -92,7 +83,7 @@ def freshness(instance, landed: datetime | None, key: AssetKey) -> tuple[bool, d
     specs=[
         AssetCheckSpec(
             name=FRESHNESS_CHECK,
-            asset=t.key,
+            asset=gold_key(t),
             description="WARN when the newest landing file is newer than this table by more "
             "than LAKEHOUSE_FRESHNESS_MINUTES (default 15); also evaluated every minute by a sensor",
         )
@@ -127,10 +118,10 @@ def gold_freshness_sensor(context: SensorEvaluationContext, landing: LandingZone
     landed = newest_landing(landing.store())
     events = []
     for table in GOLD_TABLES:
-        fresh, metadata = freshness(context.instance, landed, table.key)
+        fresh, metadata = freshness(context.instance, landed, gold_key(table))
         events.append(
             AssetCheckEvaluation(
-                asset_key=table.key,
+                asset_key=gold_key(table),
                 check_name=FRESHNESS_CHECK,
                 passed=fresh,
                 metadata={k: v for k, v in metadata.items() if v is not None},
@@ -150,8 +141,8 @@ def run_failure_report(context: RunFailureSensorContext):
     context.log.error(
         f"run {context.dagster_run.run_id} ({context.dagster_run.job_name}) failed; "
         f"steps: {', '.join(failed) or 'none (failed before any step)'}; "
-        f"partitions: {context.dagster_run.tags.get(ASSET_PARTITION_RANGE_START_TAG, '-')}"
-        f"...{context.dagster_run.tags.get(ASSET_PARTITION_RANGE_END_TAG, '-')}; "
+        f"partitions: {context.dagster_run.tags.get(RANGE_START_TAG, '-')}"
+        f"...{context.dagster_run.tags.get(RANGE_END_TAG, '-')}; "
         f"{context.failure_event.message}"
     )
 

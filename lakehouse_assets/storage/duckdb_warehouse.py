@@ -19,19 +19,11 @@ import polars as pl
 
 from lakehouse_assets.schemas.types import duckdb_type
 from lakehouse_assets.storage.scope_sql import scope_predicate, temp_name
-from lakehouse_assets.storage.tables import Rows, Scope, TableRef, TableSpec, WriteResult
+from lakehouse_assets.storage.tables import Rows, Scope, TableRef, TableSpec, WarehouseBusy, WriteResult
 from lakehouse_assets.values import quote_ident, register
 
 HEADER_BYTES = 3 * 4096  # a DuckDB file starts with three 4 KiB headers
 LOCK_WAIT = [min(0.2 * 1.5**i, 5.0) for i in range(30)]  # about two minutes in all
-
-
-class WarehouseBusy(RuntimeError):
-    """Another process is writing the warehouse."""
-
-
-def qualified(ref: TableRef) -> str:
-    return f"{quote_ident(ref.layer)}.{quote_ident(ref.name)}"
 
 
 class DuckDBSession:
@@ -41,6 +33,11 @@ class DuckDBSession:
         self.con = con
         self.read_only = read_only
         self._registered: list[str] = []
+        # Names are qualified with the database: a schema named like the file would be ambiguous.
+        self.catalog = con.execute("SELECT current_database()").fetchall()[0][0]
+
+    def qualified(self, ref: TableRef) -> str:
+        return f"{quote_ident(self.catalog)}.{quote_ident(ref.layer)}.{quote_ident(ref.name)}"
 
     # ---- reading ---------------------------------------------------------------------
 
@@ -50,8 +47,8 @@ class DuckDBSession:
     def columns(self, ref: TableRef) -> dict[str, str]:
         rows = self.con.execute(
             "SELECT column_name, data_type FROM duckdb_columns() "
-            "WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
-            [ref.layer, ref.name],
+            "WHERE database_name = ? AND schema_name = ? AND table_name = ? ORDER BY column_index",
+            [self.catalog, ref.layer, ref.name],
         ).fetchall()
         return dict(rows)
 
@@ -68,16 +65,17 @@ class DuckDBSession:
             for c in wanted
         )
         if not present or scope.is_nothing:
-            self.con.execute(f"CREATE TEMP VIEW {view} AS SELECT {select} WHERE false")
+            nothing = ", ".join(f"CAST(NULL AS {duckdb_type(spec.columns[c])}) AS {quote_ident(c)}" for c in wanted)
+            self.con.execute(f"CREATE TEMP VIEW {view} AS SELECT {nothing} WHERE false")
         else:
             where = scope_predicate(self.con, scope, spec, self._registered)
-            self.con.execute(f"CREATE TEMP VIEW {view} AS SELECT {select} FROM {qualified(spec.ref)} WHERE {where}")
+            self.con.execute(f"CREATE TEMP VIEW {view} AS SELECT {select} FROM {self.qualified(spec.ref)} WHERE {where}")
         return view
 
     def row_count(self, ref: TableRef) -> int:
         if not self.exists(ref):
             return 0
-        return self.con.execute(f"SELECT count(*) FROM {qualified(ref)}").fetchone()[0]
+        return self.con.execute(f"SELECT count(*) FROM {self.qualified(ref)}").fetchall()[0][0]
 
     # ---- writing ---------------------------------------------------------------------
 
@@ -88,15 +86,15 @@ class DuckDBSession:
         self.con.execute("BEGIN TRANSACTION")
         try:
             self._ensure_table(spec)
-            target = qualified(spec.ref)
+            target = self.qualified(spec.ref)
             deleted = 0
             if not scope.is_nothing:
                 where = scope_predicate(self.con, scope, spec, registered)
-                deleted = self.con.execute(f"DELETE FROM {target} WHERE {where}").fetchone()[0]
+                deleted = self.con.execute(f"DELETE FROM {target} WHERE {where}").fetchall()[0][0]
             inserted = 0
             for source in self._sources(rows, registered):
                 inserted += self._insert(spec, source)
-            total = self.con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+            total = self.con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -127,22 +125,22 @@ class DuckDBSession:
                 + (f"; missing: {', '.join(missing)}" if missing else "")
             )
         casts = ", ".join(f"CAST({quote_ident(c)} AS {duckdb_type(t)}) AS {quote_ident(c)}" for c, t in spec.columns.items())
-        return self.con.execute(f"INSERT INTO {qualified(spec.ref)} BY NAME SELECT {casts} FROM {source}").fetchone()[0]
+        return self.con.execute(f"INSERT INTO {self.qualified(spec.ref)} BY NAME SELECT {casts} FROM {source}").fetchall()[0][0]
 
     def _ensure_table(self, spec: TableSpec) -> None:
         present = self.columns(spec.ref)
         defs = {c: duckdb_type(t) for c, t in spec.columns.items()}
         if not present:
-            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(spec.ref.layer)}")
+            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.catalog)}.{quote_ident(spec.ref.layer)}")
             cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in defs.items())
-            self.con.execute(f"CREATE TABLE {qualified(spec.ref)} ({cols})")
+            self.con.execute(f"CREATE TABLE {self.qualified(spec.ref)} ({cols})")
             return
         retyped = [f"{c}: {present[c]} -> {t}" for c, t in defs.items() if c in present and present[c] != t]
         if retyped:
             raise TypeError(f"{spec.ref}: column types changed ({', '.join(retyped)}); migrate the table on purpose")
         for c, t in defs.items():  # a declaration gained a column: older rows read it as NULL
             if c not in present:
-                self.con.execute(f"ALTER TABLE {qualified(spec.ref)} ADD COLUMN {quote_ident(c)} {t}")
+                self.con.execute(f"ALTER TABLE {self.qualified(spec.ref)} ADD COLUMN {quote_ident(c)} {t}")
 
     def close(self) -> None:
         self.con.close()

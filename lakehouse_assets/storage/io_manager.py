@@ -144,7 +144,7 @@ def _refuse_outside(session: Session, spec: TableSpec, scope: Scope, relation: s
     registered: list[str] = []
     try:
         where = scope_predicate(session.con, scope, spec, registered)
-        outside = session.con.execute(f"SELECT count(*) FROM {relation} WHERE NOT coalesce({where}, false)").fetchone()[0]
+        outside = session.con.execute(f"SELECT count(*) FROM {relation} WHERE NOT coalesce({where}, false)").fetchall()[0][0]
     finally:
         for name in registered:
             session.con.unregister(name)

@@ -33,6 +33,9 @@ def scope_predicate(con: duckdb.DuckDBPyConnection, scope: Scope, spec: TableSpe
         register(con, name, pl.DataFrame({"f": sorted(scope.files)}, schema={"f": pl.String}))
         registered.append(name)
         clauses.append(f"_source_file IN (SELECT f FROM {name})")
+    if scope.after is not None:
+        column, t = scope.after
+        clauses.append(f"{quote_ident(column)} > TIMESTAMPTZ '{t.isoformat()}'")
     if scope.keys is not None:
         missing = [c for c in scope.keys.columns if c not in spec.columns]
         if missing:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol, Union
 
 import duckdb
@@ -59,14 +59,20 @@ class Scope:
     days: frozenset[date] | None = None  # the partition column's UTC date is one of these
     keys: pl.DataFrame | None = field(default=None, compare=False)  # these columns match a row here
     files: frozenset[str] | None = None  # _source_file is one of these
+    after: tuple[str, datetime] | None = None  # (column, t): the column is later than t (reads only)
 
     @classmethod
     def of_days(cls, days: Iterable[date]) -> Scope:
         return cls(days=frozenset(days))
 
+    @classmethod
+    def none(cls) -> Scope:
+        """No rows: a write with this scope only appends."""
+        return cls(files=frozenset())
+
     @property
     def is_everything(self) -> bool:
-        return self.days is None and self.keys is None and self.files is None
+        return self.days is None and self.keys is None and self.files is None and self.after is None
 
     @property
     def is_nothing(self) -> bool:
@@ -84,6 +90,8 @@ class Scope:
             parts.append(f"{len(self.keys)} keys ({', '.join(self.keys.columns)})")
         if self.files is not None:
             parts.append(f"{len(self.files)} files")
+        if self.after is not None:
+            parts.append(f"{self.after[0]} after {self.after[1].isoformat()}")
         return " and ".join(parts) or "the whole table"
 
 
@@ -105,6 +113,10 @@ def describe_days(days: Iterable[date]) -> str:
 
 
 Rows = Union[str, pl.DataFrame, Iterable[pl.DataFrame]]
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process is writing the warehouse (a store with one writer at a time)."""
 
 
 @dataclass(frozen=True)
