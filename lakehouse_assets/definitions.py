@@ -9,6 +9,7 @@ from lakehouse_assets.assets.gold import gold_assets
 from lakehouse_assets.assets.silver import silver_assets
 from lakehouse_assets.checks.reconcile import files_reconcile
 from lakehouse_assets.checks.warnings import warning_checks
+from lakehouse_assets.jobs.purge import purge_job
 from lakehouse_assets.resources import resources_for
 from lakehouse_assets.sensors.landing import landing_sensor
 from lakehouse_assets.sensors.operations import (
@@ -27,6 +28,7 @@ defs = Definitions(
     asset_checks=CHECKS,
     sensors=[landing_sensor, gold_freshness_sensor, run_failure_report],
     schedules=[daily_refresh],
+    jobs=[purge_job],
     resources=resources_for(settings()),
     # One process writes the DuckDB file at a time: steps of a run go one after another.
     executor=in_process_executor,

@@ -17,17 +17,22 @@ SCALE = 0.02
 PROJECT = Path(__file__).resolve().parents[1]
 
 
+RUN_COLUMNS = ("_ingested_at", "_run_id", "last_seen_at")  # when and by which run, not what
+
+
 def snapshot(warehouse: Path) -> dict[str, pl.DataFrame]:
-    """Every table, sorted, without the columns that record when and by which run it was read."""
+    """Every bronze, silver and gold table, sorted, without the columns that record when and
+    by which run a row was written (the bookkeeping schema `state` is not compared)."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         tables = con.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2"
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema IN ('bronze', 'silver', 'gold') ORDER BY 1, 2"
         ).fetchall()
         out = {}
         for schema, name in tables:
             frame = con.sql(f'SELECT * FROM "{schema}"."{name}"').pl()
-            frame = frame.drop("_ingested_at", "_run_id", strict=False)
+            frame = frame.drop(*RUN_COLUMNS, strict=False)
             out[f"{schema}.{name}"] = frame.sort(frame.columns, nulls_last=True)
         return out
     finally:

@@ -3,13 +3,11 @@ full rebuild gives: the impact analysis misses no stale partition."""
 
 from datetime import datetime, timezone
 
-from dagster import DagsterInstance, materialize
+from dagster import materialize
 
-from lakehouse_assets.resources.landing import LandingZone
 from lakehouse_assets.sample_data import generate_landing_zone, write_cdc_drop
-from lakehouse_assets.storage.duckdb_io import LakehouseDuckDBIOManager
 from lakehouse_assets_tests.landing_builder import record, write
-from lakehouse_assets_tests.pipeline import ALL_ASSETS, run_pipeline
+from lakehouse_assets_tests.pipeline import ALL_ASSETS, resources, run_pipeline
 from lakehouse_assets_tests.test_end_to_end import snapshot
 from lakehouse_assets_tests.test_landing_sensor import Sensor, only_request
 from lakehouse_assets.sources import TABLES_BY_NAME as T
@@ -20,15 +18,12 @@ def execute(request, landing, warehouse, instance):
     result = materialize(
         ALL_ASSETS,
         selection=list(request.asset_selection),
-        resources={
-            "landing": LandingZone(uri=str(landing)),
-            "io_manager": LakehouseDuckDBIOManager(database=str(warehouse)),
-        },
+        resources=resources(landing, warehouse),
         instance=instance,
         tags=request.tags,
         raise_on_error=False,
     )
-    assert result.success
+    assert result.success, [e.event_specific_data.error.to_string()[:2000] for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     return result
 
 
@@ -36,7 +31,7 @@ def test_sensor_runs_after_drops_equal_a_full_rebuild(tmp_path):
     landing = tmp_path / "landing"
     summary = generate_landing_zone(landing, scale=0.02, seed=11, dirty_rate=0.002)
     warehouse = tmp_path / "incremental.duckdb"
-    sensor = Sensor(landing)
+    sensor = Sensor(landing, warehouse)
     first, _, span = only_request(sensor.tick())
     assert span == tuple(summary.partition_range.split("..."))
     execute(first, landing, warehouse, sensor.instance)

@@ -5,14 +5,13 @@ import time
 
 import pytest
 from dagster import AssetKey, DagsterInstance, SensorResult, build_sensor_context
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from lakehouse_assets.definitions import defs
-from lakehouse_assets.resources.landing import LandingZone
-from lakehouse_assets.sensors.landing import decode_cursor, landing_sensor
+from lakehouse_assets.resources import LandingZone
+from lakehouse_assets.runs import RANGE_END_TAG, RANGE_START_TAG
+from lakehouse_assets.sensors.cursor import Cursor
+from lakehouse_assets.sensors.landing import landing_sensor
+from lakehouse_assets.storage.warehouse import DuckDBWarehouse
 from lakehouse_assets.sources import TABLES_BY_NAME as T
 from lakehouse_assets_tests.landing_builder import record, write
 
@@ -48,8 +47,9 @@ def zone(tmp_path):
 class Sensor:
     """Ticks of the landing sensor over one folder, carrying the cursor like the daemon."""
 
-    def __init__(self, root):
+    def __init__(self, root, warehouse):
         self.root = root
+        self.warehouse = warehouse
         self.cursor = None
         self.instance = DagsterInstance.ephemeral()
 
@@ -58,7 +58,8 @@ class Sensor:
             instance=self.instance,
             cursor=self.cursor,
             definitions=defs,
-            resources={"landing": LandingZone(uri=str(self.root))},
+            resources={"landing": LandingZone(uri=str(self.root)),
+                       "warehouse": DuckDBWarehouse(path=str(self.warehouse))},
         ) as context:
             result = landing_sensor(context)
         self.cursor = result.cursor
@@ -69,7 +70,7 @@ def only_request(result: SensorResult):
     assert len(result.run_requests) == 1, result.skip_reason
     request = result.run_requests[0]
     keys = {k.to_user_string() for k in request.asset_selection}
-    span = (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG])
+    span = (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG])
     return request, keys, span
 
 

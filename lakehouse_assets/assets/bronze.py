@@ -46,6 +46,7 @@ REJECTS_KEY = AssetKey(["bronze", "cdc_rejects"])
 MANIFEST_KEY = AssetKey(["bronze", "landing_manifest"])
 DRIFT_CHECK = "no_schema_drift"
 RECONCILE_CHECK = "records_reconcile"
+PRESENT_CHECK = "ingested_files_still_landed"
 
 
 def bronze_key(table: SourceTable) -> AssetKey:
@@ -64,6 +65,10 @@ def _out(key: AssetKey, spec, description: str, descriptions: dict, **metadata) 
 def _check_specs(tables: tuple[SourceTable, ...]) -> list[AssetCheckSpec]:
     specs = [schema_check_spec(k, False, "Pandera model of the bronze layout")
              for k in [*(bronze_key(t) for t in tables), REJECTS_KEY, MANIFEST_KEY]]
+    specs.append(AssetCheckSpec(
+        name=PRESENT_CHECK, asset=MANIFEST_KEY,
+        description="WARN: ingested files the landing zone no longer has (their rows are kept): count, first "
+                    "and last per table"))
     for table in tables:
         specs.append(AssetCheckSpec(name=RECONCILE_CHECK, asset=bronze_key(table),
                                     description="Records in the files read = bronze rows + rejects + purged, per file"))
@@ -127,6 +132,7 @@ def build_bronze(tables: tuple[SourceTable, ...]) -> AssetsDefinition:
             manifest, scope, summary = run.manifest()
             yield Output(Replacement(manifest, scope, ledger=True), output_name="landing_manifest", metadata=summary)
             yield _validated(manifest_model(), manifest, MANIFEST_KEY, partitions)
+            yield _still_landed(run)
         run.done()
 
     return bronze_landing
@@ -162,6 +168,18 @@ def _no_drift(ingest, key: AssetKey) -> AssetCheckResult:
             f"{first['_source_file']}: {first['fields_found']} fields per record, declared {first['fields_expected']}"),
         metadata={"files": MetadataValue.json(
             drifted.select("_source_file", "fields_expected", "fields_found", "rejects").to_dicts())},
+    )
+
+
+def _still_landed(run: BronzeRun) -> AssetCheckResult:
+    """Ingested files gone from the landing zone (expired, cleaned by hand): a warning, since
+    bronze keeps their rows, but the zone can no longer answer for them."""
+    gone = {name: plan.gone for name, plan in run.plans.items() if plan.gone}
+    return AssetCheckResult(
+        asset_key=MANIFEST_KEY, check_name=PRESENT_CHECK, passed=not gone, severity=AssetCheckSeverity.WARN,
+        description=None if not gone else f"{sum(map(len, gone.values()))} ingested files are gone from the zone",
+        metadata={"gone": MetadataValue.json({t: {"count": len(p), "first": p[0], "last": p[-1]} for t, p in gone.items()}),
+                  "tables_listed": len(run.plans)},
     )
 
 

@@ -69,7 +69,7 @@ def stale_cells_sql(session: Session, entity: str, rows: str, last_day: dict[str
         elif isinstance(on, FromDateOf):
             first = "least(" + ", ".join(_day(quote_ident(c)) for c in on.columns) + ")"
             grain = quote_ident(on.grain_from) if on.grain_from else "NULL"
-            end = f"greatest({first}, DATE '{last_day[gold.name]}')"
+            end = f"DATE '{last_day[gold.name]}'"  # a window starting later has no day yet
             # Only the days outside what the run computes anyway: no series is spelled out
             # that would be thrown away (a full backfill covers every day).
             spans = [(first, end)]

@@ -69,10 +69,12 @@ def _dates(frame: pl.DataFrame, column: str) -> set[date]:
     return set(frame[column].drop_nulls().to_list()) if len(frame) else set()
 
 
-def foresee(look: Session, table: SourceTable, changes: pl.DataFrame, first_partition: date) -> Impact:
-    """The stale days of every asset if `changes` (bronze-shaped rows, landed text) were merged."""
+def foresee(look: Session, table: SourceTable, changes: pl.DataFrame, first_partition: date,
+            keys: pl.DataFrame | None = None) -> Impact:
+    """The stale days of every asset if `changes` (bronze-shaped rows, landed text) were merged;
+    `keys` (`_key`) are more keys whose current versions change (their rows purged, say)."""
     impact = Impact()
-    if changes.is_empty():
+    if changes.is_empty() and (keys is None or keys.is_empty()):
         return impact
     con = look.con
     rows = temp_name("foreseen")
@@ -84,28 +86,31 @@ def foresee(look: Session, table: SourceTable, changes: pl.DataFrame, first_part
         new = con.sql(f"""SELECT DISTINCT {key_sql(table)} AS _key,
                 greatest(coalesce({business_date_sql(table)}, CAST(_commit_ts AS DATE)), DATE {start}) AS d
             FROM {rows}""").pl()
-        state = look.scan(key_state_spec(table), Scope(keys=new.select("_key").unique()),
-                          ["_key", "_written_day", "_day"])
+        every = pl.concat([new.select("_key"), *([keys.select("_key")] if keys is not None else [])]).unique()
+        state = look.scan(key_state_spec(table), Scope(keys=every), ["_key", "_written_day", "_day"])
         held = con.sql(f"SELECT _written_day AS d FROM {state} UNION SELECT _day FROM {state}").pl()
         for key in silver_keys(table):
             impact.add(key, _dates(new, "d") | _dates(held, "d"))
-        # Windows that reach forward stop at the newest day gold has, or these changes bring.
-        newest = max(_dates(new, "d") | _dates(changes.select(pl.col("_commit_ts").dt.date().alias("d")), "d"))
-        _foresee_gold(look, table, rows, impact, newest)
+        # Windows that reach forward stop at the newest day gold has, or these changes reach.
+        newest = changes["_commit_ts"].max().date() if len(changes) else first_partition
+        _foresee_gold(look, table, rows, every, impact, newest)
     finally:
         con.unregister(rows)
     return impact
 
 
-def _foresee_gold(look: Session, table: SourceTable, rows: str, impact: Impact, newest: date) -> None:
+def _foresee_gold(look: Session, table: SourceTable, rows: str, keys: pl.DataFrame, impact: Impact,
+                  newest: date) -> None:
     if not readers_of(table.entity):
         return
     con = look.con
     columns = read_columns(table.entity)
     parsed = ", ".join(f"CAST({parse_sql(quote_ident(c), table.column(c).type)} AS "
                        f"{duckdb_type(table.column(c).type)}) AS {quote_ident(c)}" for c in columns)
-    typed_keys = con.sql(f"""SELECT DISTINCT {', '.join(typed_key_sql(table))}
-                             FROM (SELECT {key_sql(table)} AS _key FROM {rows})""").pl().drop_nulls()
+    listed = temp_name("keys")
+    register(con, listed, keys)
+    typed_keys = con.sql(f"SELECT DISTINCT {', '.join(typed_key_sql(table))} FROM {listed}").pl().drop_nulls()
+    con.unregister(listed)
     old = look.scan(silver_spec(table), Scope(keys=typed_keys), columns)
     versions = temp_name("versions")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {versions} AS SELECT {parsed} FROM {rows} "

@@ -87,7 +87,7 @@ def _pending_keys(look: Session, table: SourceTable, since: datetime | None, fir
     winners = look.scan(bronze_spec(table), Scope(files=files))
     rows = con.sql(f"""SELECT b.* EXCLUDE (_ingested_at) FROM {winners} b
         JOIN _left l ON b._source_file = l._source_file AND b._source_row = l._source_row""").pl()
-    found = foresee(look, table, rows, first)
+    found = foresee(look, table, rows, first, keys=con.sql("SELECT _key FROM _left").pl())
     found.days.pop(bronze_key(table), None)
     impact.update(found)
     impact.reasons.append(f"{count} keys of {table.name} left to write")

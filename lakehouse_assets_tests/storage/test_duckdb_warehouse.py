@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse_assets.storage.duckdb_warehouse import WarehouseBusy
+from lakehouse_assets.storage.tables import WarehouseBusy
 from lakehouse_assets.storage.warehouse import DuckDBWarehouse
 from lakehouse_assets_tests.storage.session_contract import EVENTS, SessionContract, at, rows
 

@@ -1,0 +1,1 @@
+"""Jobs that are not materializations: deleting data on purpose."""
