@@ -137,7 +137,7 @@ def plan_delete(table: Table, spec: TableSpec, scope: Scope, row_filter: Boolean
         inside = f"coalesce({scope_predicate(con, scope, spec, registered)}, false)"
         for task in table.scan(row_filter=row_filter).plan_files():
             data = task.file
-            if not task.delete_files and (scope.is_everything or _day(data.partition) in whole_days):
+            if not task.delete_files and (scope.is_everything or partition_day(data.partition) in whole_days):
                 plan.drop.append(data)
                 plan.deleted += data.record_count
                 continue
@@ -169,7 +169,7 @@ def _whole_days(table: Table, scope: Scope) -> set[int]:
     return {(d - EPOCH).days for d in scope.days}
 
 
-def _day(partition) -> int | None:
+def partition_day(partition) -> int | None:
     """A daily partition's value as epoch days (a date identity may be read back as a date)."""
     value = partition[0] if len(partition) else None
     return (value - EPOCH).days if isinstance(value, date) else value

@@ -8,7 +8,8 @@ the current metadata file: Athena, Spark and Trino read them as soon as they exi
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import date, timedelta
 from typing import Any
 
 import polars as pl
@@ -173,7 +174,8 @@ def scope_filter(scope: Scope, spec: TableSpec, schema: Schema) -> BooleanExpres
     if scope.days is not None:
         if spec.partition_column is None:
             raise ValueError(f"{spec.ref} is not partitioned: a scope of days means nothing for it")
-        clauses.append(_days_filter(spec, scope.days))
+        timestamp = spec.columns[spec.partition_column] is PgType.TIMESTAMPTZ
+        clauses.append(days_filter(spec.partition_column, timestamp, scope.days))
     if scope.files is not None:
         clauses.append(In("_source_file", sorted(scope.files)))
     if scope.keys is not None:
@@ -190,9 +192,8 @@ def scope_filter(scope: Scope, spec: TableSpec, schema: Schema) -> BooleanExpres
     return result
 
 
-def _days_filter(spec: TableSpec, days) -> BooleanExpression:
-    col = spec.partition_column
-    timestamp = spec.columns[col] is PgType.TIMESTAMPTZ
+def days_filter(col: str, timestamp: bool, days: Iterable[date]) -> BooleanExpression:
+    """Rows whose UTC day is one of `days`, as ranges of consecutive days."""
     result: BooleanExpression = AlwaysFalse()
     for first, last in day_ranges(days):
         if timestamp:
