@@ -90,7 +90,8 @@ def glue_checks_table_versions(mp: pytest.MonkeyPatch) -> None:
         expected = self._get_param("VersionId")
         with lock:
             if expected is not None:
-                table = self.glue_backend.get_table(self._get_param("DatabaseName"), self._get_param("TableInput")["Name"])
+                name = self._get_param("TableInput")["Name"]
+                table = self.glue_backend.get_table(self._get_param("DatabaseName"), name)
                 if str(table.as_dict()["VersionId"]) != str(expected):
                     raise JsonRESTError("ConcurrentModificationException",
                                         f"table version {expected} is not the current one")

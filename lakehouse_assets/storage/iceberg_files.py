@@ -137,13 +137,16 @@ def plan_delete(table: Table, spec: TableSpec, scope: Scope, row_filter: Boolean
         inside = f"coalesce({scope_predicate(con, scope, spec, registered)}, false)"
         for task in table.scan(row_filter=row_filter).plan_files():
             data = task.file
-            if not task.delete_files and (scope.is_everything or partition_day(data.partition) in whole_days):
+            whole = scope.is_everything or (
+                data.spec_id == table.spec().spec_id and partition_day(data.partition) in whole_days)
+            if whole and not task.delete_files:
                 plan.drop.append(data)
                 plan.deleted += data.record_count
                 continue
             rows = load(con, batches(table, [task], table.schema()))
             try:
-                matched, total = con.execute(f"SELECT count(*) FILTER (WHERE {inside}), count(*) FROM {rows}").fetchall()[0]
+                counts = f"SELECT count(*) FILTER (WHERE {inside}), count(*) FROM {rows}"
+                matched, total = con.execute(counts).fetchall()[0]
                 if matched == 0 and not task.delete_files:
                     continue
                 plan.drop.append(data)

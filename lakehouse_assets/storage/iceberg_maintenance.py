@@ -53,9 +53,10 @@ ATTEMPTS = 3
 
 class MaintenanceConfig(Config):
     snapshot_retention_days: float = Field(default=7, description="Snapshots older than this are expired")
-    keep_last_snapshots: int = Field(default=5, description="The latest this many snapshots are kept whatever their age (at least 1)")
-    orphan_grace_hours: float = Field(default=72, description="Unreferenced files younger than this are left (writes in flight); keep it above the longest run")
-    compact_min_files: int = Field(default=10, description="A partition with at least this many small files is compacted")
+    keep_last_snapshots: int = Field(default=5, description="The latest this many snapshots stay, however old (min 1)")
+    orphan_grace_hours: float = Field(
+        default=72, description="Unreferenced files younger than this stay (writes in flight): above the longest run")
+    compact_min_files: int = Field(default=10, description="Partitions with this many small files are compacted")
     compact_small_file_mb: float = Field(default=32, description="Data files smaller than this count as small")
 
 
@@ -122,7 +123,8 @@ def compact(table: Table, session: IcebergSession, min_files: int, small_bytes: 
     batch of rows), all in one snapshot."""
     groups = defaultdict(list)
     for task in table.scan().plan_files():
-        if not task.delete_files and task.file.file_size_in_bytes < small_bytes and task.file.spec_id == table.spec().spec_id:
+        data = task.file
+        if not task.delete_files and data.file_size_in_bytes < small_bytes and data.spec_id == table.spec().spec_id:
             groups[task.file.partition].append(task)
     groups = {partition: tasks for partition, tasks in groups.items() if len(tasks) >= min_files}
     if not groups:
@@ -176,7 +178,8 @@ def maintain(warehouse: IcebergWarehouse, config: MaintenanceConfig, now: dateti
                     table, now - timedelta(days=config.snapshot_retention_days), config.keep_last_snapshots)
                 table = table.refresh()
                 compact(table, session, config.compact_min_files, int(config.compact_small_file_mb * 2**20), result)
-                result.orphans_removed = remove_orphans(table.refresh(), s3, now - timedelta(hours=config.orphan_grace_hours))
+                grace = timedelta(hours=config.orphan_grace_hours)
+                result.orphans_removed = remove_orphans(table.refresh(), s3, now - grace)
                 results.append(result)
     finally:
         session.close()

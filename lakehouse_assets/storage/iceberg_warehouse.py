@@ -186,7 +186,8 @@ class IcebergSession:
             raise ValueError(f"rows for {spec.ref} do not match its declared columns"
                              + (f"; not declared: {', '.join(extra)}" if extra else "")
                              + (f"; missing: {', '.join(missing)}" if missing else ""))
-        self.con.execute(f"INSERT INTO {staged} BY NAME SELECT {', '.join(map(quote_ident, spec.columns))} FROM {source}")
+        columns = ", ".join(map(quote_ident, spec.columns))
+        self.con.execute(f"INSERT INTO {staged} BY NAME SELECT {columns} FROM {source}")
 
     def close(self) -> None:
         self.con.close()
@@ -210,7 +211,8 @@ class IcebergWarehouse(Warehouse):
     glue_database_prefix: str = Field(default="lakehouse", description="Glue databases are <prefix>_<layer>")
     region_name: str | None = Field(default=None, description="AWS region of the bucket and the catalog")
     endpoint_url: str | None = Field(default=None, description="S3 and Glue endpoint override (tests); None on AWS")
-    scratch_dir: str | None = Field(default=None, description="Where the scratch DuckDB and its spill go (default: the system temp dir)")
+    scratch_dir: str | None = Field(
+        default=None, description="Where the scratch DuckDB and its spill go (default: the system's temp dir)")
 
     def catalog(self):
         return tables.glue_catalog(self.region_name, self.endpoint_url)

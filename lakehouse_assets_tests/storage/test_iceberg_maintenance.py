@@ -128,7 +128,8 @@ def test_compaction_rewrites_many_small_files_of_a_partition_as_one_with_the_sam
 def test_the_job_reports_what_it_did_per_table(warehouse, moto):
     session = warehouse.session()
     three_writes(session)
-    other = session.replace(TableSpec(TableRef("gold", "totals"), {"n": PgType.BIGINT}), pl.DataFrame({"n": [1]}), Scope())
+    totals = TableSpec(TableRef("gold", "totals"), {"n": PgType.BIGINT})
+    other = session.replace(totals, pl.DataFrame({"n": [1]}), Scope())
     assert other.inserted == 1
     config = {"snapshot_retention_days": -1, "keep_last_snapshots": 1, "orphan_grace_hours": 0,
               "compact_min_files": 100}  # all snapshots are "old", no file is in flight

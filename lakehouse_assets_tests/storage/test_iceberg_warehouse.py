@@ -10,6 +10,7 @@ from datetime import date
 import polars as pl
 import pytest
 from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.transforms import DayTransform, IdentityTransform
 
 from lakehouse_assets.schemas.types import PgType
@@ -25,6 +26,7 @@ BUCKET = "lakehouse-iceberg-tests"
 DAY_1, DAY_2 = date(2024, 12, 1), date(2024, 12, 2)
 DAILY = TableSpec(TableRef("gold", "daily_totals"), {"day": PgType.DATE, "total": PgType.MONEY}, partition_column="day")
 LEDGER = TableSpec(TableRef("lakehouse", "ledger"), {"_source_file": PgType.TEXT, "n": PgType.BIGINT})
+KEY_2_ON_DAY_1 = Scope(days=frozenset({DAY_1}), keys=pl.DataFrame({"id": [2]}))
 _names = itertools.count()
 
 
@@ -58,11 +60,13 @@ class TestIcebergSession(SessionContract):
 def test_tables_are_registered_in_glue_per_layer_and_partitioned_by_day(warehouse, moto):
     session = warehouse.session()
     session.replace(EVENTS, rows((1, "a", "1", at(1)), (2, "b", "2", at(2))), Scope())
-    session.replace(DAILY, pl.DataFrame({"day": [DAY_1], "total": ["3.50"]}).with_columns(pl.col("total").str.to_decimal(scale=2)), Scope())
+    totals = pl.DataFrame({"day": [DAY_1], "total": ["3.50"]}).with_columns(pl.col("total").str.to_decimal(scale=2))
+    session.replace(DAILY, totals, Scope())
     session.replace(LEDGER, pl.DataFrame({"_source_file": ["a.csv"], "n": [1]}), Scope())
     prefix = warehouse.glue_database_prefix
     glue = moto.glue()
-    assert {f"{prefix}_silver", f"{prefix}_gold", f"{prefix}_lakehouse"} <= {d["Name"] for d in glue.get_databases()["DatabaseList"]}
+    databases = {d["Name"] for d in glue.get_databases()["DatabaseList"]}
+    assert {f"{prefix}_silver", f"{prefix}_gold", f"{prefix}_lakehouse"} <= databases
     registered = glue.get_table(DatabaseName=f"{prefix}_silver", Name="contract_events")["Table"]
     assert registered["Parameters"]["table_type"] == "ICEBERG"
     assert registered["StorageDescriptor"]["Location"] == f"{warehouse.warehouse_uri}/silver/contract_events"
@@ -86,7 +90,7 @@ def test_each_replace_is_one_snapshot_whatever_it_drops_and_rewrites(warehouse):
         # drops day 2's file whole and adds a new one
         session.replace(EVENTS, rows((4, "d", "4", at(2))), Scope.of_days([DAY_2])),
         # rewrites day 1's file without key 2 (keeping key 1) and adds key 2 anew
-        session.replace(EVENTS, rows((2, "b2", "2", at(1))), Scope(days=frozenset({DAY_1}), keys=pl.DataFrame({"id": [2]}))),
+        session.replace(EVENTS, rows((2, "b2", "2", at(1))), KEY_2_ON_DAY_1),
         session.replace(EVENTS, rows(), Scope.of_days([date(2024, 12, 9)])),  # nothing in scope, nothing written
     ]
     table = session.table(EVENTS.ref)
@@ -147,6 +151,34 @@ def test_a_big_write_is_consumed_a_frame_at_a_time(warehouse, monkeypatch):
     data_files = list(session.table(EVENTS.ref).scan().plan_files())
     assert len(data_files) == 8  # 2,000 sorted rows in batches of 250, each within one day
     assert session.row_count(EVENTS.ref) == 2000
+
+
+def test_a_scan_hands_pyiceberg_a_few_files_at_a_time(warehouse, monkeypatch):
+    session = warehouse.session()
+    session.replace(EVENTS, rows(*((d, "k", "1", at(d)) for d in range(1, 11))), Scope())  # ten days, ten files
+    asked = []
+    to_record_batches = ArrowScan.to_record_batches
+
+    def counted(self, tasks):
+        tasks = list(tasks)
+        asked.append(len(tasks))
+        return to_record_batches(self, tasks)
+
+    monkeypatch.setattr(ArrowScan, "to_record_batches", counted)
+    assert read(session)["id"].to_list() == list(range(1, 11))
+    # DataScan.to_arrow_batch_reader would hand over all ten, and its thread pool would read them all at once.
+    assert sum(asked) == 10 and max(asked) <= iceberg_files.FILES_AT_ONCE
+
+
+def test_keys_of_two_columns_are_matched_exactly(warehouse):
+    session = warehouse.session()
+    session.replace(EVENTS, rows((1, "a", "1", at(1)), (1, "b", "2", at(1)), (2, "b", "3", at(1))), Scope())
+    keys = pl.DataFrame({"id": [1, 2], "kind": ["b", "a"]})  # the filter prunes by id only: (1, a), (2, b) pass it
+    assert read(session, scope=Scope(keys=keys)).select("id", "kind").rows() == [(1, "b")]
+    result = session.replace(EVENTS, rows((1, "b", "9", at(1))), Scope(days=frozenset({DAY_1}), keys=keys))
+    assert (result.deleted, result.inserted, result.total_rows) == (1, 1, 3)
+    got = read(session).sort("id", "kind").select("id", "kind", "amount").rows()
+    assert [(i, k, str(a)) for i, k, a in got] == [(1, "a", "1.00"), (1, "b", "9.00"), (2, "b", "3.00")]
 
 
 def test_a_reader_never_waits_for_a_writer_and_cannot_write(warehouse):
