@@ -19,6 +19,7 @@ import random
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -128,28 +129,30 @@ class IcebergSession:
             self.con.execute(f"DROP TABLE IF EXISTS {staged}")
         try:
             return self._commit(spec, scope, table, new, inserted)
-        except (CommitFailedException, ValidationException, ConcurrentWriteError):
-            files.delete_files(table, new)  # these guarantee the commit did not land
+        except ConcurrentWriteError:
+            files.delete_files(table, new)  # no attempt landed: the new files are no one's
             raise
 
     def _commit(self, spec: TableSpec, scope: Scope, table: Table, new: list, inserted: int) -> WriteResult:
         conflict = tables.scope_filter(scope, spec, table.schema())
-        properties = {"lakehouse.scope": scope.describe(), "lakehouse.writer": "lakehouse_assets"}
+        write_id = str(uuid.uuid4())  # names this write's snapshot, whichever attempt lands
+        properties = {"lakehouse.scope": scope.describe(), "lakehouse.write-id": write_id}
         for attempt in range(COMMIT_ATTEMPTS):
             if attempt:  # another writer replaced some of the same rows: plan against its snapshot
                 time.sleep(random.uniform(0.05, 0.2) * 2**attempt)
-                table = table.refresh()
             plan = files.plan_delete(table, spec, scope, conflict, self.con)
             try:
                 table = files.commit(table, plan.drop, plan.add + new,
                                      conflict, {**properties, "lakehouse.rows-replaced": str(plan.deleted)})
             except (CommitFailedException, ValidationException) as exc:
-                files.delete_files(table, plan.add)
-                log.warning("%s: commit %d lost to a concurrent writer of the same rows (%s); re-planning",
-                            spec.ref, attempt + 1, exc)
-                continue
-            snapshot = table.current_snapshot()
-            return WriteResult(deleted=plan.deleted, inserted=inserted,
+                table = table.refresh()
+                if _landed(table, write_id) is None:  # so the files of this attempt are no one's
+                    files.delete_files(table, plan.add)
+                    log.warning("%s: commit %d lost to a concurrent writer of the same rows (%s); re-planning",
+                                spec.ref, attempt + 1, exc)
+                    continue
+            snapshot = _landed(table, write_id)
+            return WriteResult(deleted=int(snapshot.summary["lakehouse.rows-replaced"]), inserted=inserted,
                                total_rows=int(snapshot.summary["total-records"]), snapshot_id=snapshot.snapshot_id)
         raise ConcurrentWriteError(
             f"{spec.ref}: {COMMIT_ATTEMPTS} commits of {scope.describe()} each lost to concurrent writers "
@@ -192,6 +195,11 @@ class IcebergSession:
     def close(self) -> None:
         self.con.close()
         shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def _landed(table: Table, write_id: str):
+    """The snapshot a write committed, if any (a commit whose answer was lost may have landed)."""
+    return next((s for s in table.snapshots() if s.summary.get("lakehouse.write-id") == write_id), None)
 
 
 def _null(spec: TableSpec, column: str) -> str:

@@ -212,3 +212,23 @@ def test_a_write_that_never_lands_leaves_no_data_files(warehouse, moto, monkeypa
         session.replace(EVENTS, rows((2, "b", "2", at(2))), Scope.of_days([DAY_2]))
     assert data_files(moto, prefix) == before
     assert read(session)["id"].to_list() == [1]
+
+
+def test_a_commit_reported_lost_that_did_land_is_taken_as_landed(warehouse, monkeypatch):
+    """A commit whose answer is lost can land all the same: its files must stay, and the write
+    is done (not repeated, which would double its rows)."""
+    session = warehouse.session()
+    session.replace(EVENTS, rows((1, "a", "1", at(1))), Scope())
+    commit = iceberg_files.commit
+
+    def lands_then_reports_failure(*args, **kwargs):
+        commit(*args, **kwargs)
+        raise CommitFailedException("the answer was lost")
+
+    monkeypatch.setattr(iceberg_files, "commit", lands_then_reports_failure)
+    result = session.replace(EVENTS, rows((2, "b", "2", at(1)), (3, "c", "3", at(2))), Scope.of_days([DAY_1, DAY_2]))
+    monkeypatch.undo()
+    assert (result.deleted, result.inserted, result.total_rows) == (1, 2, 2)
+    table = session.table(EVENTS.ref)
+    assert len(table.snapshots()) == 2 and result.snapshot_id == table.current_snapshot().snapshot_id
+    assert read(session)["id"].to_list() == [2, 3]
