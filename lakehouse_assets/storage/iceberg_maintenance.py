@@ -24,6 +24,7 @@ import boto3
 from dagster import (
     Config,
     DefaultScheduleStatus,
+    Failure,
     MetadataValue,
     Nothing,
     OpExecutionContext,
@@ -68,6 +69,7 @@ class Maintained:
     files_compacted: int = 0  # small files rewritten ...
     files_written: int = 0  # ... as this many
     compaction_skipped: bool = False  # lost to a concurrent writer
+    error: str = ""
 
 
 def expire_snapshots(table: Table, older_than: datetime, keep_last: int) -> int:
@@ -161,29 +163,44 @@ def _partitions_filter(table: Table, groups) -> BooleanExpression:
 
 
 def maintain(warehouse: IcebergWarehouse, config: MaintenanceConfig, now: datetime) -> list[Maintained]:
-    """Maintain every table of every layer of the warehouse's Glue databases."""
+    """Maintain every table of the warehouse: in a Glue database `<prefix>_<layer>` (whatever
+    the layer) and located under its URI (another deployment's tables are left alone). A table
+    that fails is reported and the others go on."""
     s3 = boto3.client("s3", region_name=warehouse.region_name, endpoint_url=warehouse.endpoint_url)
     results = []
     session = warehouse.open_session()  # its DuckDB stages the rows compaction rewrites
     try:
-        for layer in tables.LAYERS:
+        for table in _tables(session.catalog, warehouse):
+            result = Maintained(".".join(table.name()))
             try:
-                names = session.catalog.list_tables(tables.database(warehouse.glue_database_prefix, layer))
-            except NoSuchNamespaceError:
-                continue
-            for identifier in names:
-                table = session.catalog.load_table(identifier)
-                result = Maintained(".".join(identifier))
                 result.snapshots_expired = expire_snapshots(
                     table, now - timedelta(days=config.snapshot_retention_days), config.keep_last_snapshots)
-                table = table.refresh()
-                compact(table, session, config.compact_min_files, int(config.compact_small_file_mb * 2**20), result)
+                small = int(config.compact_small_file_mb * 2**20)
+                compact(table.refresh(), session, config.compact_min_files, small, result)
                 grace = timedelta(hours=config.orphan_grace_hours)
                 result.orphans_removed = remove_orphans(table.refresh(), s3, now - grace)
-                results.append(result)
+            except Exception as exc:  # noqa: BLE001 (reported per table, the op fails at the end)
+                log.exception("maintenance of %s failed", result.table)
+                result.error = f"{type(exc).__name__}: {exc}"
+            results.append(result)
     finally:
         session.close()
     return results
+
+
+def _tables(catalog, warehouse: IcebergWarehouse):
+    root = warehouse.warehouse_uri.rstrip("/") + "/"
+    for (namespace, *_) in catalog.list_namespaces():
+        if not namespace.startswith(f"{warehouse.glue_database_prefix}_"):
+            continue
+        try:
+            identifiers = catalog.list_tables(namespace)
+        except NoSuchNamespaceError:  # dropped meanwhile
+            continue
+        for identifier in identifiers:
+            table = catalog.load_table(identifier)
+            if table.location().startswith(root):
+                yield table
 
 
 def _bucket_key(uri: str) -> str:
@@ -193,7 +210,7 @@ def _bucket_key(uri: str) -> str:
 
 RESULT_COLUMNS = [TableColumn("table", "string")] + [
     TableColumn(name, "int") for name in ("snapshots_expired", "orphans_removed", "files_compacted", "files_written")
-] + [TableColumn("compaction_skipped", "bool")]
+] + [TableColumn("compaction_skipped", "bool"), TableColumn("error", "string")]
 
 
 @op(description="Expire old snapshots, remove orphan files and compact small files of every Iceberg table",
@@ -204,12 +221,16 @@ def maintain_iceberg_tables(context: OpExecutionContext, config: MaintenanceConf
         context.log.info(str(asdict(result)))
     totals = {key: sum(getattr(r, key) for r in results)
               for key in ("snapshots_expired", "orphans_removed", "files_compacted", "files_written")}
-    yield Output(None, metadata={
+    metadata = {
         "tables": len(results),
         **totals,
         "compactions_skipped": sum(r.compaction_skipped for r in results),
         "per_table": MetadataValue.table([TableRecord(asdict(r)) for r in results], TableSchema(RESULT_COLUMNS)),
-    })
+    }
+    failed = [r.table for r in results if r.error]
+    if failed:
+        raise Failure(f"maintenance failed for {', '.join(failed)} (see per_table)", metadata=metadata)
+    yield Output(None, metadata=metadata)
 
 
 @job(description="Daily upkeep of the Iceberg tables (AWS mode): snapshots, orphan files, small files")

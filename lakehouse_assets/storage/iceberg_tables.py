@@ -36,7 +36,6 @@ from lakehouse_assets.schemas.types import TYPES, PgType
 from lakehouse_assets.storage.tables import Scope, TableRef, TableSpec, day_ranges
 from lakehouse_assets.values import quote_ident
 
-LAYERS = ("bronze", "silver", "gold", "lakehouse")
 PROPERTIES = {
     "format-version": "2",  # what Athena reads and writes
     "write.parquet.compression-codec": "zstd",

@@ -131,6 +131,12 @@ def test_the_job_reports_what_it_did_per_table(warehouse, moto):
     totals = TableSpec(TableRef("gold", "totals"), {"n": PgType.BIGINT})
     other = session.replace(totals, pl.DataFrame({"n": [1]}), Scope())
     assert other.inserted == 1
+    # Another deployment whose databases share the prefix's start, elsewhere in the bucket: not ours to touch.
+    neighbour = IcebergWarehouse(warehouse_uri=warehouse.warehouse_uri + "-dev", region_name=REGION,
+                                 glue_database_prefix=warehouse.glue_database_prefix + "_dev",
+                                 endpoint_url=moto.endpoint, scratch_dir=warehouse.scratch_dir)
+    three_writes(neighbour.session())
+    neighbour.release()
     config = {"snapshot_retention_days": -1, "keep_last_snapshots": 1, "orphan_grace_hours": 0,
               "compact_min_files": 100}  # all snapshots are "old", no file is in flight
     result = iceberg_maintenance_job.execute_in_process(
@@ -145,6 +151,8 @@ def test_the_job_reports_what_it_did_per_table(warehouse, moto):
     assert records[f"{prefix}_silver.contract_events"]["snapshots_expired"] == 2
     assert records[f"{prefix}_gold.totals"]["snapshots_expired"] == 0
     assert read(session)["id"].to_list() == [3, 4]
+    assert len(neighbour.session().table(EVENTS.ref).snapshots()) == 3
+    neighbour.release()
     assert maintenance_definitions == [iceberg_maintenance_job, iceberg_maintenance_schedule]
     assert iceberg_maintenance_schedule.job_name == iceberg_maintenance_job.name
     assert MaintenanceConfig().keep_last_snapshots >= 1
