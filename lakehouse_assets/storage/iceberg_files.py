@@ -147,7 +147,7 @@ def plan_delete(table: Table, spec: TableSpec, scope: Scope, row_filter: Boolean
             try:
                 counts = f"SELECT count(*) FILTER (WHERE {inside}), count(*) FROM {rows}"
                 matched, total = con.execute(counts).fetchall()[0]
-                if matched == 0 and not task.delete_files:
+                if matched == 0:
                     continue
                 plan.drop.append(data)
                 plan.deleted += matched

@@ -85,9 +85,10 @@ class IcebergSession:
         needed = [c for c in spec.columns if c in present and (c in wanted or c in _scope_columns(spec, scope))]
         scan = table.scan(row_filter=tables.scope_filter(scope, spec, schema),
                           selected_fields=tuple(needed or schema.column_names[:1]), snapshot_id=snapshot_id)
-        # Columns the table lacks read as NULL; the filter pruned files and rows, and DuckDB
-        # finishes the scope exactly (keys of several columns).
-        inner = ", ".join(quote_ident(c) if c in present else _null(spec, c)
+        # Columns read as declared, NULL where the table lacks them; the filter pruned files and
+        # rows, and DuckDB finishes the scope exactly (keys of several columns).
+        inner = ", ".join(f"CAST({quote_ident(c)} AS {duckdb_type(spec.columns[c])}) AS {quote_ident(c)}"
+                          if c in present else _null(spec, c)
                           for c in spec.columns if c in needed or c not in present)
         select = ", ".join(quote_ident(c) for c in wanted)
         registered: list[str] = []
