@@ -118,6 +118,17 @@ def test_writers_of_different_days_all_land(moto, tmp_path, writers):
     warehouse.release()
 
 
+def test_writers_that_each_create_the_table_all_land(moto, tmp_path):
+    settings = config(moto, "created", tmp_path)
+    done = run_writers(settings, {w: [w] for w in (1, 2, 3)})  # the table does not exist yet
+
+    warehouse = IcebergWarehouse(**settings)
+    session = warehouse.session()
+    assert read(session)["id"].to_list() == sorted(r[0] for w in (1, 2, 3) for r in day_rows(w, w))
+    assert sorted(s.snapshot_id for s in session.table(EVENTS.ref).snapshots()) == sorted(s for s, *_ in done.values())
+    warehouse.release()
+
+
 def test_two_writers_of_the_same_day_give_one_of_them_whole(moto, tmp_path):
     settings = config(moto, "sameday", tmp_path)
     warehouse, _ = seeded(settings, 2)
