@@ -6,9 +6,11 @@ credentials and a region set so that no SDK goes looking for the instance-metada
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
+import threading
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,26 +76,78 @@ class MotoAWS:
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
+def glue_checks_table_versions(mp: pytest.MonkeyPatch) -> None:
+    """Make moto's Glue refuse an UpdateTable whose VersionId is not the table's current one,
+    as Glue does: that check is the lock Iceberg's optimistic commits rely on, and moto 5
+    ignores the parameter (two writers would then both "win" and one commit be lost)."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.glue.responses import GlueResponse
+
+    original = GlueResponse.update_table
+    lock = threading.Lock()  # the server answers requests on several threads
+
+    def update_table(self):
+        expected = self._get_param("VersionId")
+        with lock:
+            if expected is not None:
+                name = self._get_param("TableInput")["Name"]
+                table = self.glue_backend.get_table(self._get_param("DatabaseName"), name)
+                if str(table.as_dict()["VersionId"]) != str(expected):
+                    raise JsonRESTError("ConcurrentModificationException",
+                                        f"table version {expected} is not the current one")
+            return original(self)
+
+    mp.setattr(GlueResponse, "update_table", update_table)
+
+
 @contextmanager
 def moto_aws() -> Iterator[MotoAWS]:
     """Start the server and point the AWS SDK variables at it for the duration."""
+    server, aws = _start()
+    try:
+        with aws_environment(aws):
+            yield aws
+    finally:
+        server.stop()
+
+
+def _start() -> tuple[ThreadedMotoServer, MotoAWS]:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    aws = MotoAWS(f"http://127.0.0.1:{port}")
+    return server, MotoAWS(f"http://127.0.0.1:{port}")
+
+
+@contextmanager
+def aws_environment(aws: MotoAWS) -> Iterator[MotoAWS]:
+    """The AWS SDK variables pointed at `aws`, and its Glue as strict as AWS's, for the duration."""
     with pytest.MonkeyPatch.context() as mp:
+        glue_checks_table_versions(mp)
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_GLUE"):
             mp.delenv(name, raising=False)
         for name, value in aws.env().items():
             mp.setenv(name, value)
-        try:
-            yield aws
-        finally:
-            server.stop()
+        yield aws
+
+
+_shared: list[MotoAWS] = []
 
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[MotoAWS]:
     with moto_aws() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def shared_aws() -> Iterator[MotoAWS]:
+    """One server for the whole test session (started on first use, stopped when the process
+    exits), emptied for each module that uses it."""
+    if not _shared:
+        server, running = _start()
+        atexit.register(server.stop)
+        _shared.append(running)
+    _shared[0].reset()
+    with aws_environment(_shared[0]) as running:
         yield running
