@@ -20,6 +20,19 @@ from lakehouse_assets.sensors.operations import (
 )
 from lakehouse_assets.settings import settings
 
+
+def _maintenance() -> tuple[list, list]:
+    """The store's own jobs and schedules: Iceberg tables (AWS mode) need maintenance."""
+    if settings().environment != "aws":
+        return [], []
+    from lakehouse_assets.storage.iceberg_maintenance import iceberg_maintenance_job, iceberg_maintenance_schedule
+
+    return [iceberg_maintenance_job], [iceberg_maintenance_schedule]
+
+
+MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES = _maintenance()
+
+
 ASSETS = [bronze_landing, *silver_assets, *gold_assets]
 CHECKS = [files_reconcile, *warning_checks, *freshness_checks]
 
@@ -27,8 +40,8 @@ defs = Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
     sensors=[landing_sensor, gold_freshness_sensor, run_failure_report],
-    schedules=[daily_refresh],
-    jobs=[purge_job],
+    schedules=[daily_refresh, *MAINTENANCE_SCHEDULES],
+    jobs=[purge_job, *MAINTENANCE_JOBS],
     resources=resources_for(settings()),
     # One process writes the DuckDB file at a time: steps of a run go one after another.
     executor=in_process_executor,

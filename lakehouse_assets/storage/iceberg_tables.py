@@ -20,6 +20,7 @@ from pyiceberg.expressions import (
     AlwaysTrue,
     And,
     BooleanExpression,
+    GreaterThan,
     GreaterThanOrEqual,
     In,
     LessThan,
@@ -182,6 +183,9 @@ def scope_filter(scope: Scope, spec: TableSpec, schema: Schema) -> BooleanExpres
         if missing:
             raise ValueError(f"{spec.ref} has no key column(s) {', '.join(missing)}")
         clauses.append(_keys_filter(scope.keys))
+    if scope.after is not None:
+        column, t = scope.after
+        clauses.append(GreaterThan(column, t.isoformat()))
     columns = {c for clause in clauses for c in _columns(clause)}
     if columns - present:  # a column the table never had is NULL in every row: nothing matches
         return AlwaysFalse()
