@@ -11,14 +11,14 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-from dagster import DagsterInstance, RunRequest, SensorResult, build_sensor_context, materialize
+from dagster import AssetChecksDefinition, DagsterInstance, Definitions, RunRequest, SensorResult, build_sensor_context, materialize
 
-from lakehouse_assets.definitions import defs
 from lakehouse_assets.resources import LandingZone
 from lakehouse_assets.runs import RANGE_END_TAG, RANGE_START_TAG, range_tags
-from lakehouse_assets.sensors.landing import landing_sensor
+from lakehouse_assets.sensors.landing import build_landing_sensor
+from lakehouse_assets.sources import SOURCE_TABLES, SourceTable
 from lakehouse_assets.storage.warehouse import DuckDBWarehouse
-from lakehouse_assets_tests.pipeline import ALL_ASSETS, resources
+from lakehouse_assets_tests.pipeline import assets_for, resources
 
 RUN_COLUMNS = ("_ingested_at", "_run_id", "last_seen_at")  # when and by which run, not what
 
@@ -34,16 +34,25 @@ class Lakehouse:
     warehouse: Path
     instance: DagsterInstance = field(default_factory=DagsterInstance.ephemeral)
     cursor: str | None = None
-    assets: list = field(default_factory=lambda: list(ALL_ASSETS))
+    tables: tuple[SourceTable, ...] = SOURCE_TABLES  # the declarations in force
     runs: list = field(default_factory=list)
 
+    @property
+    def assets(self) -> list:
+        return assets_for(self.tables)
+
     def tick(self) -> SensorResult:
+        sensor = build_landing_sensor(self.tables)
+        everything = self.assets
+        checks = [a for a in everything if isinstance(a, AssetChecksDefinition)]
+        definitions = Definitions(assets=[a for a in everything if a not in checks], asset_checks=checks,
+                                  sensors=[sensor], resources=resources(self.landing, self.warehouse))
         with build_sensor_context(
-            instance=self.instance, cursor=self.cursor, definitions=defs,
+            instance=self.instance, cursor=self.cursor, definitions=definitions,
             resources={"landing": LandingZone(uri=str(self.landing)),
                        "warehouse": DuckDBWarehouse(path=str(self.warehouse))},
         ) as context:
-            result = landing_sensor(context)
+            result = sensor(context)
         self.cursor = result.cursor
         return result
 
