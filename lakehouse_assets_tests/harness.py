@@ -119,6 +119,7 @@ def snapshot(warehouse: Path) -> dict[str, pl.DataFrame]:
         out = {}
         for schema, name in tables:
             frame = con.sql(f'SELECT * FROM "{schema}"."{name}"').pl().drop(*RUN_COLUMNS, strict=False)
+            frame = frame.select(sorted(frame.columns))  # a column added later is stored last
             out[f"{schema}.{name}"] = frame.sort(frame.columns, nulls_last=True)
         return out
     finally:
@@ -133,4 +134,9 @@ def assert_same(got: dict[str, pl.DataFrame], want: dict[str, pl.DataFrame]) -> 
             present = a if a is not None else b
             assert present.is_empty(), f"{name} only on one side, with {len(present)} rows"
             continue
-        assert a.equals(b), f"{name} differs:\nincremental\n{a}\nrebuild\n{b}"
+        if not a.equals(b):
+            only_a = a.join(b, on=a.columns, how="anti", nulls_equal=True) if a.columns == b.columns else a
+            only_b = b.join(a, on=b.columns, how="anti", nulls_equal=True) if a.columns == b.columns else b
+            with pl.Config(tbl_cols=-1, tbl_width_chars=400, fmt_str_lengths=60):
+                raise AssertionError(f"{name} differs: {len(a)} rows against {len(b)}\nonly here:\n{only_a}\n"
+                                     f"only in the other:\n{only_b}")

@@ -115,7 +115,7 @@ def build_bronze(tables: tuple[SourceTable, ...]) -> AssetsDefinition:
         for table in selected:
             ingest = run.start(table, Validation(bronze_model(table), bronze_key(table), partitions))
             yield Output(
-                Replacement(ingest.frames(), run.scope(ingest), ledger=True),
+                Replacement(ingest.frames(), run.scope(ingest), ledger=True, spec=bronze_spec(table)),
                 output_name=table.name,
                 metadata=run.metadata(ingest),
             )

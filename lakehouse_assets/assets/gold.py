@@ -67,7 +67,7 @@ def build_gold(table: GoldTable) -> AssetsDefinition:
             yield check
             raise Failure(f"blocking check failed for gold.{table.name}: nothing written")
         context.log.info(f"{table.name}: {computed} for {describe_days(days)}")
-        yield Output(Replacement("_gold", scope, metadata={"recomputed": computed}))
+        yield Output(Replacement("_gold", scope, metadata={"recomputed": computed}, spec=spec))
         _clear_pending(session, table, days)
         yield check
 

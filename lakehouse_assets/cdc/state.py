@@ -50,7 +50,8 @@ def merge_changes(session: Session, table: SourceTable, since: datetime | None, 
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _new AS
         SELECT {key_sql(table)} AS _key, {_W}, _ingested_at FROM {new}""")
     changes, merged_through = con.execute("SELECT count(*), max(_ingested_at) FROM _new").fetchall()[0]
-    _keys_to_redo(session, table, state, since, rebuild)
+    events_through = _keys_to_redo(session, table, state, since, rebuild)
+    merged_through = max([t for t in (merged_through, events_through) if t is not None], default=None)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _candidates AS
         SELECT _key, {_W} FROM _new
         UNION ALL
@@ -86,22 +87,26 @@ def merge_changes(session: Session, table: SourceTable, since: datetime | None, 
     return Merge(changes, inserted, updated, deleted, quarantined, merged_through)
 
 
-def _keys_to_redo(session: Session, table: SourceTable, state: str, since: datetime | None, rebuild: bool) -> None:
-    """`_redo`: keys merged again from all of bronze, and (into `_new`) their changes."""
+def _keys_to_redo(session: Session, table: SourceTable, state: str, since: datetime | None,
+                  rebuild: bool) -> datetime | None:
+    """`_redo`: keys merged again from all of bronze, and (into `_new`) their changes. Returns
+    the time of the newest file event taken into account."""
     con = session.con
+    events = session.scan(FILE_EVENTS, Scope(after=("event_at", since)) if since else Scope())
+    mine = f"(SELECT * FROM {events} WHERE table_name = {quote_literal(table.name)})"
+    newest = con.execute(f"SELECT max(event_at) FROM {mine}").fetchall()[0][0]
     if rebuild:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _redo AS SELECT _key FROM {state}")
-        return
-    events = session.scan(FILE_EVENTS, Scope(after=("at", since)) if since else Scope())
+        return newest
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _redo AS
-        SELECT _key FROM {state}
-        WHERE _source_file IN (SELECT _source_file FROM {events} WHERE table_name = {quote_literal(table.name)})""")
+        SELECT _key FROM {state} WHERE _source_file IN (SELECT _source_file FROM {mine})""")
     if con.execute("SELECT count(*) FROM _redo").fetchall()[0][0]:
         every = session.scan(bronze_spec(table))
         con.execute(f"""INSERT INTO _new
             SELECT * FROM (SELECT {key_sql(table)} AS _key, {_W}, _ingested_at FROM {every})
             WHERE _key IN (SELECT _key FROM _redo)
               AND (_source_file, _source_row) NOT IN (SELECT _source_file, _source_row FROM _new)""")
+    return newest
 
 
 def _winners(con) -> None:

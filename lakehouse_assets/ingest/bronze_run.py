@@ -38,6 +38,7 @@ class BronzeRun:
     log: object
     ingests: list[TableIngest] = field(default_factory=list)
     plans: dict[str, Plan] = field(default_factory=dict)
+    replayed: list[str] = field(default_factory=list)  # tables whose declaration changed
 
     def __post_init__(self) -> None:
         self.ingested = ingested_files(self.session)
@@ -56,6 +57,7 @@ class BronzeRun:
                              self.purges, validation)
         mark = self.marks.get((table.name, BRONZE))
         if mark is not None and mark.fingerprint != fingerprint(table):
+            self.replayed.append(table.name)
             self._replay(ingest)
         self._record_replaced(table, plan)
         self._log_plan(table, plan, ignored, len(purged & {f.path for f in files}))
@@ -92,7 +94,7 @@ class BronzeRun:
         if not plan.replaced:
             return
         events = pl.DataFrame({"table_name": table.name, "_source_file": sorted(plan.replaced), "action": "replaced",
-                               "at": self.ingested_at}).with_columns(pl.col("at").cast(UTC_DATETIME))
+                               "event_at": self.ingested_at}).with_columns(pl.col("event_at").cast(UTC_DATETIME))
         self.session.replace(FILE_EVENTS, events, Scope.none())
 
     def _log_plan(self, table: SourceTable, plan: Plan, ignored: list[str], purged_files: int) -> None:
@@ -143,14 +145,26 @@ class BronzeRun:
         return rejects, Scope(files=frozenset(f for i in self.ingests for f in i.files))
 
     def manifest(self) -> tuple[pl.DataFrame, Scope, dict]:
-        """Rows of the files read, and every other listed file's rows with its last sighting."""
+        """Rows of the files read; the rows of every other file the zone has now, with its
+        last sighting; and of a redeclared table, every row, with the layout now declared."""
         written = [m for i in self.ingests for m in i.manifest]
         read = frozenset(f for i in self.ingests for f in i.files)
         listed = {f.path: f.etag for p in self.plans.values() for f in p.listed if f.path not in read}
-        seen = self.session.con.sql(f"SELECT * FROM {self.session.scan(MANIFEST, Scope(files=frozenset(listed)))}").pl()
+        redeclared = [t for t in self.replayed]
+        refresh = self.session.scan(MANIFEST, Scope(files=frozenset(listed)))
+        names = ", ".join(quote_literal(t) for t in redeclared) or "NULL"
+        others = self.session.scan(MANIFEST)
+        seen = self.session.con.sql(f"""SELECT * FROM {refresh} UNION ALL BY NAME
+            SELECT * FROM {others} WHERE table_name IN ({names})""").pl().unique()
+        seen = seen.filter(~pl.col("_source_file").is_in(list(read)))
+        expected = {t.name: len(t.columns) + 3 + len(t.trailing_columns) for t in self.tables}
         seen = seen.with_columns(
             pl.col("_source_file").replace_strict(listed, default=pl.col("etag"), return_dtype=pl.String).alias("etag"),
-            pl.lit(self.ingested_at, UTC_DATETIME).alias("last_seen_at"),
+            pl.when(pl.col("_source_file").is_in(list(listed))).then(pl.lit(self.ingested_at, UTC_DATETIME))
+            .otherwise(pl.col("last_seen_at")).alias("last_seen_at"),
+            # the declaration in force (it changes when a table gains a column)
+            pl.col("table_name").replace_strict(expected, default=pl.col("fields_expected"),
+                                                return_dtype=pl.Int64).alias("fields_expected"),
         )
         rows = pl.concat([*written, seen.select(list(MANIFEST_SCHEMA))]) if written or len(seen) else \
             pl.DataFrame(schema=MANIFEST_SCHEMA)

@@ -51,7 +51,7 @@ class Purges:
         rules = self.for_table(table)
         if not rules or changes.is_empty():
             return changes, changes.select("_source_file", "_commit_ts").clear()
-        hit = pl.any_horizontal([_matches(table, c, v) for c, v in rules])
+        hit = pl.any_horizontal([_matches(table, c, v) for c, v in rules]).fill_null(False)  # NULL is no match
         dropped = changes.filter(hit)
         return (changes.filter(~hit) if len(dropped) else changes), dropped.select("_source_file", "_commit_ts")
 
@@ -79,7 +79,7 @@ def purge(session: Session, *, column: str, value: str, reason: str, requested_b
         if column != FILE and column not in table.column_names:
             continue
         bronze_rows, rejects = _purge_table(session, table, column, value, at)
-        audit.append({"purge_id": purge_id, "requested_by": requested_by, "reason": reason, "at": at,
+        audit.append({"purge_id": purge_id, "requested_by": requested_by, "reason": reason, "purged_at": at,
                       "table_name": table.name, "column_name": column, "value": value,
                       "bronze_rows": bronze_rows, "rejects": rejects, "_run_id": run_id})
     # One row per table, also where nothing matched yet: the rule for every later ingest.
@@ -108,8 +108,8 @@ def _purge_table(session: Session, table: SourceTable, column: str, value: str, 
     if files:
         _move_to_purged(session, table, files, hit, whole_file=column == FILE)
         events = pl.DataFrame({"table_name": [table.name] * len(files), "_source_file": sorted(files),
-                               "action": ["purged"] * len(files), "at": [at] * len(files)})
-        session.replace(FILE_EVENTS, events.with_columns(pl.col("at").cast(pl.Datetime("us", "UTC"))), Scope.none())
+                               "action": ["purged"] * len(files), "event_at": [at] * len(files)})
+        session.replace(FILE_EVENTS, events.with_columns(pl.col("event_at").cast(pl.Datetime("us", "UTC"))), Scope.none())
     return len(hit), rejects
 
 

@@ -78,7 +78,11 @@ class TableIngest:
         """The replayed files: their kept rows, their rejects read again."""
         read = read_rejected(self.table, self.replay, self.ingested_at)
         files = self.replay.select("_source_file").unique()
-        summary = self.replay_summary.join(files, on="_source_file")
+        changes = pl.concat([self.kept.select("_source_file", "_commit_ts"), read.changes.select("_source_file", "_commit_ts")])
+        span = changes.group_by("_source_file").agg(pl.col("_commit_ts").min().alias("min_commit_ts"),
+                                                    pl.col("_commit_ts").max().alias("max_commit_ts"))
+        summary = (self.replay_summary.join(files, on="_source_file").drop("min_commit_ts", "max_commit_ts")
+                   .join(span, on="_source_file", how="left").select(self.replay_summary.columns))
         yield self._take(TableRead(read.changes, read.rejects, summary, read.ignored), keep=self.kept)
 
 

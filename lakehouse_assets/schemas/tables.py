@@ -163,12 +163,12 @@ MARKS = TableSpec(
 # came from them are merged again from what bronze holds.
 FILE_EVENTS = TableSpec(
     TableRef("state", "file_events"),
-    {"table_name": T.TEXT, "_source_file": T.TEXT, "action": T.TEXT, "at": T.TIMESTAMPTZ},
+    {"table_name": T.TEXT, "_source_file": T.TEXT, "action": T.TEXT, "event_at": T.TIMESTAMPTZ},
 )
 # Data removed on purpose (a tenant under GDPR, a bad load): who, when, what, how many rows.
 PURGES = TableSpec(
     TableRef("bronze", "purge_log"),
-    {"purge_id": T.TEXT, "requested_by": T.TEXT, "reason": T.TEXT, "at": T.TIMESTAMPTZ,
+    {"purge_id": T.TEXT, "requested_by": T.TEXT, "reason": T.TEXT, "purged_at": T.TIMESTAMPTZ,
      "table_name": T.TEXT, "column_name": T.TEXT, "value": T.TEXT, "bronze_rows": T.BIGINT,
      "rejects": T.BIGINT, "_run_id": T.TEXT},
 )

@@ -72,7 +72,7 @@ def _pending_keys(look: Session, table: SourceTable, since: datetime | None, fir
     their winning rows, as the changes to foresee."""
     con = look.con
     state = look.scan(key_state_spec(table))
-    events = look.scan(FILE_EVENTS, Scope(after=("at", since)) if since else Scope())
+    events = look.scan(FILE_EVENTS, Scope(after=("event_at", since)) if since else Scope())
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _left AS SELECT * FROM {state}
         WHERE _pending OR _source_file IN (SELECT _source_file FROM {events}
                                           WHERE table_name = {quote_literal(table.name)})""")

@@ -34,6 +34,7 @@ class Replacement:
     scope: Scope | None = None  # None: the run's days
     ledger: bool = False  # rows keyed by landing file: may lie on days outside the run
     metadata: dict = field(default_factory=dict)  # shown on the materialization
+    spec: TableSpec | None = None  # the asset's own declaration (else the declared table of its key)
 
 
 def window_days(context: OutputContext | InputContext) -> frozenset[date] | None:
@@ -70,7 +71,7 @@ class WarehouseIOManager(IOManager):
         replacement = obj if isinstance(obj, Replacement) else Replacement(obj)
         if not isinstance(replacement.rows, (str, pl.DataFrame)) and not hasattr(replacement.rows, "__iter__"):
             raise TypeError(f"the warehouse stores polars frames or staged relations, not {type(obj).__name__}")
-        spec = self.spec(context)
+        spec = replacement.spec or self.spec(context)
         scope = self._scope(context, spec, replacement)
         session = self.warehouse.session()
         rows = checked(session, spec, scope, replacement.rows)
