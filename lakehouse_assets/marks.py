@@ -18,7 +18,7 @@ from lakehouse_assets.schemas.types import polars_schema
 from lakehouse_assets.sources import SourceTable
 from lakehouse_assets.storage.tables import Scope, Session
 
-BRONZE, SILVER = "bronze", "silver"
+BRONZE, SILVER, GOLD = "bronze", "silver", "gold"
 
 
 def fingerprint(table: SourceTable, first_partition: date | None = None) -> str:
@@ -32,16 +32,19 @@ def fingerprint(table: SourceTable, first_partition: date | None = None) -> str:
 class Mark:
     fingerprint: str | None
     merged_through: datetime | None
+    computed_through: date | None = None
 
 
 def read_marks(session: Session) -> dict[tuple[str, str], Mark]:
     rel = session.scan(MARKS)
-    rows = session.con.execute(f"SELECT table_name, layer, fingerprint, merged_through FROM {rel}").fetchall()
-    return {(t, layer): Mark(fp, m) for t, layer, fp, m in rows}
+    rows = session.con.execute(
+        f"SELECT table_name, layer, fingerprint, merged_through, computed_through FROM {rel}").fetchall()
+    return {(t, layer): Mark(fp, m, c) for t, layer, fp, m, c in rows}
 
 
-def write_mark(session: Session, table: SourceTable, layer: str, fingerprint: str,
-               merged_through: datetime | None = None) -> None:
-    row = pl.DataFrame({"table_name": [table.name], "layer": [layer], "fingerprint": [fingerprint],
-                        "merged_through": [merged_through]}, schema=polars_schema(MARKS.columns))
+def write_mark(session: Session, table_name: str, layer: str, fingerprint: str | None,
+               merged_through: datetime | None = None, computed_through: date | None = None) -> None:
+    row = pl.DataFrame({"table_name": [table_name], "layer": [layer], "fingerprint": [fingerprint],
+                        "merged_through": [merged_through], "computed_through": [computed_through]},
+                       schema=polars_schema(MARKS.columns))
     session.replace(MARKS, row, Scope(keys=row.select("table_name", "layer")))

@@ -17,6 +17,8 @@ from lakehouse_assets.assets.catalog import OWNERS, column_schema
 from lakehouse_assets.cdc.write_plan import CHANGES, days_values
 from lakehouse_assets.checks.validation import CHECK, validate_relation
 from lakehouse_assets.gold import GOLD_TABLES
+from lakehouse_assets.gold.lineage import newest_commit_day, newest_days, reaches_forward
+from lakehouse_assets.marks import GOLD, write_mark
 from lakehouse_assets.gold.table import FromDateOf, GoldTable, OnBusinessDay, OnDateOf, OnDayOf
 from lakehouse_assets.partitions import daily_partitions
 from lakehouse_assets.runs import run_days, run_mode
@@ -69,6 +71,8 @@ def build_gold(table: GoldTable) -> AssetsDefinition:
         context.log.info(f"{table.name}: {computed} for {describe_days(days)}")
         yield Output(Replacement("_gold", scope, metadata={"recomputed": computed}, spec=spec))
         _clear_pending(session, table, days)
+        through = newest_days(session)[table.name]
+        write_mark(session, table.name, GOLD, None, computed_through=max((d for d in [through, *_computed(session)] if d), default=None))
         yield check
 
     return _gold
@@ -81,23 +85,39 @@ def _cells(session: Session, table: GoldTable, days: frozenset[date], mode: str)
     if mode != CHANGES:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _days AS SELECT d FROM {days_values(days)}")
         if table.grain:
-            _every_cell(session, table)
+            _every_cell(session, table, "_days")
         return Scope(days=days), f"{len(days)} days whole"
     pending = session.scan(GOLD_PENDING, columns=["asset", "day", "grain"])
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _pending AS SELECT DISTINCT day AS d, grain FROM {pending}
         WHERE asset = {quote_literal(table.name)} AND day IN (SELECT d FROM {days_values(days)})""")
-    con.execute("CREATE OR REPLACE TEMP TABLE _days AS SELECT DISTINCT d FROM _pending")
+    new = _new_days(session, table, days)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _new_days AS SELECT d FROM {days_values(new)}" if new else
+                "CREATE OR REPLACE TEMP TABLE _new_days AS SELECT CAST(NULL AS DATE) AS d WHERE false")
+    con.execute("CREATE OR REPLACE TEMP TABLE _days AS SELECT d FROM _pending UNION SELECT d FROM _new_days")
     stale = frozenset(r[0] for r in con.execute("SELECT d FROM _days").fetchall())
     if not table.grain:
-        return Scope(days=stale), f"{len(stale)} stale days"
+        return Scope(days=stale), f"{len(stale) - len(new)} stale days, {len(new)} new days"
     grain = quote_ident(table.grain)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _cells AS SELECT d, grain AS {grain} FROM _pending WHERE grain IS NOT NULL")
+    _every_cell(session, table, "_new_days")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _cells AS SELECT d, grain AS {grain} FROM _pending
+        WHERE grain IS NOT NULL UNION SELECT d, {grain} FROM _cells""")
     cells = con.sql(f"SELECT {grain}, d AS date FROM _cells").pl()
-    return Scope(days=stale, keys=cells), f"{len(cells)} stale {table.grain} days on {len(stale)} days"
+    return Scope(days=stale, keys=cells), f"{len(cells)} stale {table.grain} days, {len(new)} new days"
 
 
-def _every_cell(session: Session, table: GoldTable) -> None:
-    """Every grain value of the inputs that place rows by it, on every day computed."""
+def _new_days(session: Session, table: GoldTable, days: frozenset[date]) -> frozenset[date]:
+    """Of the run's days, those a table that reaches forward does not have yet and the
+    landing zone's data reaches: computed whole, as a rebuild would."""
+    if not reaches_forward(table):
+        return frozenset()
+    newest, reach = newest_days(session)[table.name], newest_commit_day(session)
+    if reach is None:
+        return frozenset()
+    return frozenset(d for d in days if (newest is None or d > newest) and d <= reach)
+
+
+def _every_cell(session: Session, table: GoldTable, days: str) -> None:
+    """`_cells`: every grain value of the inputs that place rows by it, on each of `days`."""
     grain = quote_ident(table.grain)
     sources = []
     for r in table.inputs:
@@ -105,7 +125,7 @@ def _every_cell(session: Session, table: GoldTable) -> None:
             rel = session.scan(silver_spec(TABLES_BY_ENTITY[r.entity]), columns=[r.counts_on.grain_from])
             sources.append(f"SELECT {quote_ident(r.counts_on.grain_from)} AS g FROM {rel}")
     session.con.execute(f"""CREATE OR REPLACE TEMP TABLE _cells AS
-        SELECT d, g AS {grain} FROM _days CROSS JOIN (SELECT DISTINCT g FROM ({' UNION ALL '.join(sources)})
+        SELECT d, g AS {grain} FROM {days} CROSS JOIN (SELECT DISTINCT g FROM ({' UNION ALL '.join(sources)})
                                                       WHERE g IS NOT NULL)""")
 
 
@@ -143,6 +163,10 @@ def _read_inputs(session: Session, table: GoldTable, only_stale_grains: bool) ->
 def _up_to(newest: date) -> frozenset[date]:
     first = daily_partitions.start.date()
     return frozenset(first + timedelta(days=i) for i in range((newest - first).days + 1))
+
+
+def _computed(session: Session) -> list[date]:
+    return [r[0] for r in session.con.execute("SELECT max(d) FROM _days").fetchall() if r[0]]
 
 
 def _clear_pending(session: Session, table: GoldTable, days: frozenset[date]) -> None:

@@ -100,7 +100,7 @@ def build_silver(table: SourceTable) -> AssetsDefinition:
         if rebuild:
             context.log.info(f"{table.name}: its declaration changed; every key is merged again")
         merge = merge_changes(session, table, since, rebuild, first)
-        write_mark(session, table, SILVER, declared, merge.merged_through or since)
+        write_mark(session, table.name, SILVER, declared, merge.merged_through or since)
         write = plan_write(session, table, days, mode, first)
         checks = [
             validate_relation(session, silver_model(table), write.valid, silver_key(table), partitions,
@@ -120,7 +120,7 @@ def build_silver(table: SourceTable) -> AssetsDefinition:
         yield Output(Replacement(write.valid, write.valid_scope, metadata=changed, spec=current), output_name="current")
         yield Output(Replacement(write.quarantine, write.quarantine_scope, spec=quarantine), output_name="quarantine")
         stale = record_stale(
-            session, table.entity, "_old", f"(SELECT {read_cols} FROM {write.valid})", max(days),
+            session, table.entity, "_old", f"(SELECT {read_cols} FROM {write.valid})",
             reason=f"silver.{table.entity} changed ({context.run_id[:8]})", at=datetime.now(timezone.utc),
             covered=_covered(context, days, mode),
         )

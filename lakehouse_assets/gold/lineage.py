@@ -14,7 +14,8 @@ from datetime import date, datetime
 
 from lakehouse_assets.gold import GOLD_TABLES
 from lakehouse_assets.gold.table import FromDateOf, GoldTable, OnBusinessDay, OnDateOf, OnDayOf, Reads
-from lakehouse_assets.schemas.tables import GOLD_PENDING, gold_spec, silver_spec
+from lakehouse_assets.marks import GOLD, read_marks
+from lakehouse_assets.schemas.tables import GOLD_PENDING, MANIFEST, silver_spec
 from lakehouse_assets.sources import TABLES_BY_ENTITY
 from lakehouse_assets.storage.tables import Scope, Session
 from lakehouse_assets.values import quote_ident, quote_literal
@@ -43,11 +44,12 @@ def _day(expr: str) -> str:
     return f"CAST({expr} AS DATE)"
 
 
-def stale_cells_sql(session: Session, entity: str, rows: str, last_day: dict[str, date],
+def stale_cells_sql(session: Session, entity: str, rows: str, last_day: dict[str, date | None],
                     covered: dict[str, tuple[date, date]] | None = None) -> str | None:
     """SQL of (asset, day, grain) rows: the gold cells the silver `rows` of `entity` count on.
-    `last_day`: per gold table, the newest day a forward window reaches. `covered`: per gold
-    table, days (first, last) that this run computes whole anyway: no cell there."""
+    `last_day`: per gold table, the newest day it holds (a forward window stops there; later
+    days are new days, computed whole). `covered`: per gold table, days (first, last) that
+    this run computes whole anyway: no cell there."""
     covered = covered or {}
     table = TABLES_BY_ENTITY[entity]
     parts = []
@@ -67,6 +69,8 @@ def stale_cells_sql(session: Session, entity: str, rows: str, last_day: dict[str
                 f"FROM {rows} r JOIN {ref} t ON t.{quote_ident(key)} = r.{quote_ident(on.column)}"
             )
         elif isinstance(on, FromDateOf):
+            if last_day.get(gold.name) is None:
+                continue  # nothing computed yet: every day of it is a new day
             first = "least(" + ", ".join(_day(quote_ident(c)) for c in on.columns) + ")"
             grain = quote_ident(on.grain_from) if on.grain_from else "NULL"
             end = f"DATE '{last_day[gold.name]}'"  # a window starting later has no day yet
@@ -91,18 +95,27 @@ def stale_cells_sql(session: Session, entity: str, rows: str, last_day: dict[str
     return f"SELECT DISTINCT * FROM (SELECT * FROM ({union}) c(asset, day, grain) WHERE day IS NOT NULL)"
 
 
-def forward_ends(session: Session, window_end: date) -> dict[str, date]:
-    """The newest day of each gold table (at least `window_end`): where windows that reach
-    forward stop, since later days do not exist yet."""
-    out = {}
-    for g in GOLD_TABLES:
-        rel = session.scan(gold_spec(g), columns=["date"])
-        newest = session.con.execute(f"SELECT max(date) FROM {rel}").fetchall()[0][0]
-        out[g.name] = max(newest, window_end) if newest else window_end
-    return out
+def reaches_forward(table: GoldTable) -> bool:
+    """A table with a row for every day from a date on (segments, MRR)."""
+    return any(isinstance(r.counts_on, FromDateOf) for r in table.inputs)
 
 
-def record_stale(session: Session, entity: str, old: str, new: str, window_end: date, reason: str,
+def newest_days(session: Session) -> dict[str, date | None]:
+    """The newest day each gold table has been computed for. A window that reaches forward
+    stops there: the days after it are new days, computed whole when the landing zone's data
+    reaches them."""
+    marks = read_marks(session)
+    return {g.name: getattr(marks.get((g.name, GOLD)), "computed_through", None) for g in GOLD_TABLES}
+
+
+def newest_commit_day(session: Session) -> date | None:
+    """The newest day the landing zone's data reaches (the manifest's newest commit)."""
+    rel = session.scan(MANIFEST, columns=["last_commit_ts"])
+    newest = session.con.execute(f"SELECT max(last_commit_ts) FROM {rel}").fetchall()[0][0]
+    return newest.date() if newest else None
+
+
+def record_stale(session: Session, entity: str, old: str, new: str, reason: str,
                  at: datetime, covered: dict[str, tuple[date, date]] | None = None) -> int:
     """Record the gold cells stale because `old` silver rows became `new` (the same columns,
     `read_columns`): only rows that differ count. Returns how many cells."""
@@ -112,7 +125,7 @@ def record_stale(session: Session, entity: str, old: str, new: str, window_end: 
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _differ AS
         (SELECT * FROM {old} EXCEPT ALL SELECT * FROM {new})
         UNION ALL (SELECT * FROM {new} EXCEPT ALL SELECT * FROM {old})""")
-    cells = stale_cells_sql(session, entity, "_differ", forward_ends(session, window_end), covered)
+    cells = stale_cells_sql(session, entity, "_differ", newest_days(session), covered)
     if cells is None:
         return 0
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _stale AS

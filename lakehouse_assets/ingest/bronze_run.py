@@ -137,7 +137,7 @@ class BronzeRun:
                         f"schema drift in {table.name}: {row['_source_file']} has {row['fields_found']} fields per "
                         f"record, the declaration {row['fields_expected']}; its records are in bronze.cdc_rejects "
                         "until the declaration in sources.py gains the new column(s)")
-        write_mark(self.session, table, BRONZE, fingerprint(table))
+        write_mark(self.session, table.name, BRONZE, fingerprint(table))
 
     def rejects(self) -> tuple[pl.DataFrame, Scope]:
         frames = [r for i in self.ingests for r in i.rejects]

@@ -153,11 +153,13 @@ GOLD_PENDING = TableSpec(
     TableRef("state", "gold_pending"),
     {"asset": T.TEXT, "day": T.DATE, "grain": T.BIGINT, "reason": T.TEXT, "since": T.TIMESTAMPTZ},
 )
-# Per table and layer: the declaration its state was built with, and (silver) the newest
-# bronze ingestion merged into it.
+# Per table and layer: the declaration its state was built with; for silver the newest bronze
+# ingestion merged into it; for gold the newest day computed (a table that reaches forward has
+# a row for every day up to it, or none that day).
 MARKS = TableSpec(
     TableRef("state", "marks"),
-    {"table_name": T.TEXT, "layer": T.TEXT, "fingerprint": T.TEXT, "merged_through": T.TIMESTAMPTZ},
+    {"table_name": T.TEXT, "layer": T.TEXT, "fingerprint": T.TEXT, "merged_through": T.TIMESTAMPTZ,
+     "computed_through": T.DATE},
 )
 # Files whose bronze rows were replaced (changed content) or purged: keys whose winning change
 # came from them are merged again from what bronze holds.

@@ -22,7 +22,7 @@ from dagster import AssetKey
 
 from lakehouse_assets.cdc.keys import key_sql, typed_key_sql
 from lakehouse_assets.cdc.typing import business_date_sql
-from lakehouse_assets.gold.lineage import forward_ends, read_columns, readers_of, stale_cells_sql
+from lakehouse_assets.gold.lineage import newest_days, read_columns, readers_of, stale_cells_sql
 from lakehouse_assets.schemas.tables import key_state_spec, silver_spec
 from lakehouse_assets.schemas.types import duckdb_type
 from lakehouse_assets.sources import SourceTable
@@ -47,6 +47,7 @@ class Impact:
 
     days: dict[AssetKey, set[date]] = field(default_factory=lambda: defaultdict(set))
     reasons: list[str] = field(default_factory=list)
+    newest_commit: date | None = None  # the newest commit day of the changes foreseen
 
     def add(self, key: AssetKey, days) -> None:
         self.days[key].update(d for d in days if d is not None)
@@ -55,6 +56,8 @@ class Impact:
         for key, days in other.days.items():
             self.add(key, days)
         self.reasons += other.reasons
+        newest = [d for d in (self.newest_commit, other.newest_commit) if d is not None]
+        self.newest_commit = max(newest, default=None)
 
     def keys(self) -> list[AssetKey]:
         return sorted((k for k, v in self.days.items() if v), key=lambda k: k.to_user_string())
@@ -80,7 +83,9 @@ def foresee(look: Session, table: SourceTable, changes: pl.DataFrame, first_part
     rows = temp_name("foreseen")
     register(con, rows, changes)
     try:
-        impact.add(bronze_key(table), _dates(changes.select(pl.col("_commit_ts").dt.date().alias("d")), "d"))
+        commits = _dates(changes.select(pl.col("_commit_ts").dt.date().alias("d")), "d")
+        impact.add(bronze_key(table), commits)
+        impact.newest_commit = max(commits, default=None)
         # Keys, their new business dates, and where the key state says silver holds them.
         start = quote_literal(first_partition.isoformat())
         new = con.sql(f"""SELECT DISTINCT {key_sql(table)} AS _key,
@@ -91,16 +96,13 @@ def foresee(look: Session, table: SourceTable, changes: pl.DataFrame, first_part
         held = con.sql(f"SELECT _written_day AS d FROM {state} UNION SELECT _day FROM {state}").pl()
         for key in silver_keys(table):
             impact.add(key, _dates(new, "d") | _dates(held, "d"))
-        # Windows that reach forward stop at the newest day gold has, or these changes reach.
-        newest = changes["_commit_ts"].max().date() if len(changes) else first_partition
-        _foresee_gold(look, table, rows, every, impact, newest)
+        _foresee_gold(look, table, rows, every, impact)
     finally:
         con.unregister(rows)
     return impact
 
 
-def _foresee_gold(look: Session, table: SourceTable, rows: str, keys: pl.DataFrame, impact: Impact,
-                  newest: date) -> None:
+def _foresee_gold(look: Session, table: SourceTable, rows: str, keys: pl.DataFrame, impact: Impact) -> None:
     if not readers_of(table.entity):
         return
     con = look.con
@@ -115,7 +117,7 @@ def _foresee_gold(look: Session, table: SourceTable, rows: str, keys: pl.DataFra
     versions = temp_name("versions")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {versions} AS SELECT {parsed} FROM {rows} "
                 f"UNION ALL SELECT * FROM {old}")
-    cells = stale_cells_sql(look, table.entity, versions, forward_ends(look, newest))
+    cells = stale_cells_sql(look, table.entity, versions, newest_days(look))
     if cells is None:
         return
     for asset, d in con.execute(f"SELECT DISTINCT asset, day FROM ({cells})").fetchall():

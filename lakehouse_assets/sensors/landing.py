@@ -35,7 +35,7 @@ from lakehouse_assets.resources import LandingZone
 from lakehouse_assets.runs import LANDED_BEFORE_TAG, MODE_TAG, REASON_TAG, TRIGGER_TAG, range_tags
 from lakehouse_assets.sensors.cursor import Cursor
 from lakehouse_assets.sensors.impact import BRONZE_LEDGER, Impact
-from lakehouse_assets.sensors.leftovers import leftovers, new_files_impact
+from lakehouse_assets.sensors.leftovers import leftovers, new_days, new_files_impact
 from lakehouse_assets.settings import settings
 from lakehouse_assets.sources import SOURCE_TABLES, SourceTable
 from lakehouse_assets.storage.tables import WarehouseBusy
@@ -59,6 +59,8 @@ def tick(context: SensorEvaluationContext, landing: LandingZone, warehouse: Ware
             first, last = first_partition(), last_partition()
             impact = new_files_impact(look, store, tables, new, now, first, last)
             impact.update(leftovers(look, tables, first, last))
+            if impact.days:  # with other work to do (a table that reaches forward may hold no row on its last day)
+                impact.update(new_days(look, impact, impact.newest_commit, last))
     except WarehouseBusy:
         return SensorResult(skip_reason=SkipReason("a run is writing the warehouse: looking again next tick"),
                             cursor=context.cursor)

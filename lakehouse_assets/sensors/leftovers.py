@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import polars as pl
 from dagster import AssetKey
 
-from lakehouse_assets.gold.lineage import forward_ends, readers_of
+from lakehouse_assets.gold import GOLD_TABLES
+from lakehouse_assets.gold.lineage import newest_commit_day, newest_days, reaches_forward, readers_of
 from lakehouse_assets.landing.files import LandingFile, LandingStore
 from lakehouse_assets.landing.reader import read_batches
 from lakehouse_assets.marks import BRONZE, SILVER, fingerprint, read_marks
@@ -94,6 +95,26 @@ def _pending_keys(look: Session, table: SourceTable, since: datetime | None, fir
     return impact
 
 
+def new_days(look: Session, impact: Impact, reach: date | None, last: date) -> Impact:
+    """Tables that reach forward (a row for every day: segments, MRR) get the days the landing
+    zone's data now reaches and they do not have yet, whole, as a rebuild would."""
+    found = Impact()
+    reach = max([d for d in (reach, newest_commit_day(look)) if d is not None], default=None)
+    if reach is None:
+        return found
+    newest = newest_days(look)
+    for gold in GOLD_TABLES:
+        if not reaches_forward(gold):
+            continue
+        start = newest[gold.name] + timedelta(days=1) if newest[gold.name] else min(
+            (d for v in impact.days.values() for d in v), default=reach)
+        days = [start + timedelta(days=i) for i in range((min(reach, last) - start).days + 1)]
+        if days:
+            found.add(AssetKey(["gold", gold.name]), days)
+            found.reasons.append(f"gold.{gold.name} reaches {days[-1]}, {len(days)} new days")
+    return found
+
+
 def _pending_gold(look: Session) -> Impact:
     impact = Impact()
     pending = look.scan(GOLD_PENDING, columns=["asset", "day"])
@@ -118,8 +139,7 @@ def _replay(look: Session, table: SourceTable, first: date, last: date) -> Impac
     span = [date.fromordinal(o) for o in range(max(lo, first).toordinal(), min(max(hi, lo), last).toordinal() + 1)]
     for key in [bronze_key(table), *BRONZE_LEDGER, *silver_keys(table)]:
         impact.add(key, span)
-    ends = forward_ends(look, span[-1])
     for gold, _ in readers_of(table.entity):
-        impact.add(AssetKey(["gold", gold.name]), [*span, min(ends[gold.name], last)])
+        impact.add(AssetKey(["gold", gold.name]), span)
     impact.reasons.append(f"the declaration of {table.name} changed: it is replayed from bronze")
     return impact

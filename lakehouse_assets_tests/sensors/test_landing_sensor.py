@@ -80,9 +80,11 @@ def test_new_cdc_file_refreshes_the_days_of_the_keys_it_touches(loaded):
                created="2024-11-25 10:00:00"), seq(1)),
     ])
     request = only_request(loaded.tick())
+    # subscription_mrr too: it has a row for every day, and the zone now reaches 12-02 and
+    # 12-03, which it was not computed for (a rebuild would compute them).
     assert keys(request) == {"bronze/core_order", "bronze/landing_manifest", "bronze/cdc_rejects",
                              "silver/orders", "silver/orders_quarantine", "gold/daily_revenue",
-                             "gold/daily_summary", "gold/customer_segments"}
+                             "gold/daily_summary", "gold/customer_segments", "gold/subscription_mrr"}
     # silver/gold: order 2's day (11-25) on; bronze: the commit day (12-03).
     assert span(request) == ("2024-11-25", "2024-12-03")
 
@@ -142,7 +144,9 @@ def test_file_spanning_midnight_touches_both_commit_days(loaded):
                seq(11)),
     ])
     request = only_request(loaded.tick())
-    assert span(request) == ("2024-12-07", "2024-12-08")
+    # Both commit days for bronze; segments and MRR reach the new days since the load (12-02 on).
+    assert span(request) == ("2024-12-02", "2024-12-08")
+    loaded.run(request)
 
 
 def test_corrupt_file_does_not_fail_the_tick_and_goes_to_rejects(loaded):
