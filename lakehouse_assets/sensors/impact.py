@@ -48,6 +48,7 @@ class Impact:
     days: dict[AssetKey, set[date]] = field(default_factory=lambda: defaultdict(set))
     reasons: list[str] = field(default_factory=list)
     newest_commit: date | None = None  # the newest commit day of the changes foreseen
+    records_read: int = 0  # landing records the tick read (its work follows the new files)
 
     def add(self, key: AssetKey, days) -> None:
         self.days[key].update(d for d in days if d is not None)
@@ -58,6 +59,7 @@ class Impact:
         self.reasons += other.reasons
         newest = [d for d in (self.newest_commit, other.newest_commit) if d is not None]
         self.newest_commit = max(newest, default=None)
+        self.records_read += other.records_read
 
     def keys(self) -> list[AssetKey]:
         return sorted((k for k, v in self.days.items() if v), key=lambda k: k.to_user_string())

@@ -87,7 +87,7 @@ def tick(context: SensorEvaluationContext, landing: LandingZone, warehouse: Ware
         asset_check_keys=sorted(graph.get_check_keys_for_assets(set(keys)), key=str),
         tags={**range_tags(*span), MODE_TAG: "changes", LANDED_BEFORE_TAG: now.isoformat(),
               TRIGGER_TAG: "landing_sensor", REASON_TAG: reason[:200],
-              "lakehouse/new_files": str(len(files))},
+              "lakehouse/new_files": str(len(files)), "lakehouse/records_read": str(impact.records_read)},
     )
     return SensorResult(run_requests=[request], cursor=cursor.encode())
 

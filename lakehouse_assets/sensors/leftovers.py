@@ -34,6 +34,7 @@ def new_files_impact(look: Session, store: LandingStore, tables: tuple[SourceTab
         if not files:
             continue
         for read in read_batches(store, table, files, now):
+            impact.records_read += len(read.changes) + len(read.rejects)
             impact.add(BRONZE_LEDGER[0], read.rejects["_partition_date"].to_list())
             named = [f.cdc_date for f in files if f.cdc_date]
             impact.add(BRONZE_LEDGER[1], [*read.changes["_commit_ts"].dt.date().to_list(),
