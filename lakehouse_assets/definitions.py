@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions, colored_console_logger, in_process_executor
 
 from lakehouse_assets.assets.bronze import bronze_landing
 from lakehouse_assets.assets.gold import gold_assets
@@ -45,4 +45,7 @@ defs = Definitions(
     resources=resources_for(settings()),
     # One process writes the DuckDB file at a time: steps of a run go one after another.
     executor=in_process_executor,
+    # A run's console shows what it says (INFO and up), not a DEBUG line for each of the
+    # thousands of per-partition events of a range run; the UI keeps every event.
+    loggers={"console": colored_console_logger.configured({"log_level": "INFO"})},
 )
