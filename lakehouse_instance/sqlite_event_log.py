@@ -19,9 +19,10 @@ sensors read back:
   the process that writes the events (`DagsterInstance` reads it at every event). This module
   never sets it: whatever starts the instance's processes does, and they pass it on to the
   processes they start (webserver, daemon, code server, run workers): `scripts/run.sh`, the
-  tests' `dagster_services.service_env`, `benchmarks/instance_storage.py`, and in production
-  the ECS task definitions (deploy/README.md). Without it every event is written on its own,
-  still correctly, only more slowly.
+  tests' `dagster_services.service_env` and `crash_helpers.cli_env`, and
+  `benchmarks/instance_storage.py` (the production instance's ECS tasks set it too, for
+  Postgres: deploy/README.md). Without it every event is written on its own, still
+  correctly, only more slowly.
 - a run over a partition range plans each asset with one ASSET_MATERIALIZATION_PLANNED event
   carrying the range (`supports_partition_subset_in_asset_materialization_planned_events`, as
   Dagster+'s storage does) instead of one event per partition: 3,200 fewer events for a
