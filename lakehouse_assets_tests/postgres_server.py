@@ -121,8 +121,8 @@ def _hba(tls: bool, plain: bool) -> str:
 
 
 @contextlib.contextmanager
-def postgres_server(*, tls: bool = True, plain: bool = False, durable: bool = True,
-                    keep_log_to: Path | None = None) -> Iterator[PostgresServer]:
+def postgres_server(*, tls: bool = True, plain: bool = False,
+                    durable: bool = True) -> Iterator[PostgresServer]:
     """A running server until the block ends, then stopped and deleted. tls: a self-signed
     certificate and `hostssl` access; plain: also `hostnossl` (the benchmark's no-TLS variant);
     durable=False turns fsync off (tests: less disk wait; the benchmark keeps RDS's default)."""
@@ -145,6 +145,7 @@ def postgres_server(*, tls: bool = True, plain: bool = False, durable: bool = Tr
     try:
         _run([pg_bin / "initdb", "-D", data, "-U", OWNER, "--pwfile", root / "pw",
               "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"], **as_user)
+        (root / "pw").unlink()
         (data / "pg_hba.conf").write_text(_hba(tls, plain))
         port = free_port()
         options = ["-c listen_addresses=127.0.0.1", f"-c port={port}",
@@ -157,15 +158,14 @@ def postgres_server(*, tls: bool = True, plain: bool = False, durable: bool = Tr
             _run([pg_bin / "pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-o",
                   " ".join(options), "start"], **as_user)
         except RuntimeError as error:
-            raise RuntimeError(f"{error}\n--- server log ---\n{log.read_text(errors='replace')}") from None
+            tail = log.read_text(errors="replace") if log.exists() else "(no log)"
+            raise RuntimeError(f"{error}\n--- server log ---\n{tail}") from None
         server = PostgresServer(port, password, data, log, tls, plain)
         yield server
     finally:
         if server is not None or (data / "postmaster.pid").exists():
             with contextlib.suppress(RuntimeError):
                 _run([pg_bin / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], **as_user)
-        if keep_log_to is not None and log.exists():
-            shutil.copyfile(log, keep_log_to)
         shutil.rmtree(root, ignore_errors=True)
 
 
