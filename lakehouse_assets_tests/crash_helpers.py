@@ -60,7 +60,10 @@ def cli_env(home: Path, landing: Path, *, duckdb_path: Path | None = None,
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("LAKEHOUSE_", "DAGSTER_", "AWS_"))}
     env.update(DAGSTER_HOME=str(home), LAKEHOUSE_LANDING_URI=str(landing),
-               LAKEHOUSE_PARTITIONS_START="2024-01-01")
+               LAKEHOUSE_PARTITIONS_START="2024-01-01",
+               # As scripts/run.sh: the instance's event log gets batches of asset events (the
+               # event log used to set this itself; lakehouse_instance/sqlite_event_log.py).
+               DAGSTER_EVENT_BATCH_SIZE="1000")
     if duckdb_path is not None:
         env.update(LAKEHOUSE_ENV="local", LAKEHOUSE_DUCKDB_PATH=str(duckdb_path))
     if aws is not None:

@@ -180,15 +180,21 @@ def service_env(home: Path, landing: Path, warehouse: Path) -> dict[str, str]:
         LAKEHOUSE_LANDING_URI=str(landing),
         LAKEHOUSE_DUCKDB_PATH=str(warehouse),
         LAKEHOUSE_PARTITIONS_START="2024-01-01",
+        # As scripts/run.sh: Dagster then hands the event log batches of asset events.
+        DAGSTER_EVENT_BATCH_SIZE="1000",
         PYTHONUNBUFFERED="1",
     )
     return env
 
 
-def make_home(tmp: Path) -> Path:
+def make_home(tmp: Path, instance_yaml: str | None = None) -> Path:
+    """tmp/dagster_home with the shipped local instance, or with `instance_yaml` (text)."""
     home = tmp / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(PROJECT / "data" / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    if instance_yaml is None:
+        shutil.copyfile(PROJECT / "data" / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    else:
+        (home / "dagster.yaml").write_text(instance_yaml)
     return home
 
 
@@ -215,23 +221,31 @@ def stop(process: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def running_dagster(tmp: Path, landing: Path, warehouse: Path, startup_timeout: float = 120,
-                    host: str | None = "127.0.0.1") -> Iterator[DagsterServices]:
+                    host: str | None = "127.0.0.1", *, instance_yaml: str | None = None,
+                    env: dict[str, str] | None = None, workspace: Path | None = None,
+                    ready: Callable[[DagsterServices], bool] | None = None,
+                    ) -> Iterator[DagsterServices]:
     """`dagster dev` on a free port until the code location has loaded; stopped on exit.
     host=None leaves the address to dagster's default. The log is kept in tmp/dagster-dev.log
-    and its tail printed when the body raises."""
-    home = make_home(tmp)
+    and its tail printed when the body raises. instance_yaml: the instance's dagster.yaml text
+    (default: the shipped data/dagster_home one); env: more variables for the services;
+    workspace: another workspace file; ready: what to wait for instead of the project's code
+    location having loaded."""
+    home = make_home(tmp, instance_yaml)
     log = tmp / "dagster-dev.log"
     port = free_port()
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [str(DAGSTER), "dev", "-w", "workspace.yaml", *(["-h", host] if host else []), "-p", str(port)],
-            cwd=PROJECT, env=service_env(home, landing, warehouse), stdout=out,
+            [str(DAGSTER), "dev", "-w", str(workspace or "workspace.yaml"),
+             *(["-h", host] if host else []), "-p", str(port)],
+            cwd=PROJECT, env={**service_env(home, landing, warehouse), **(env or {})}, stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
     services = DagsterServices(port, home, landing, warehouse, log, process)
     started = time.monotonic()
     try:
-        services.wait("the code location to load", lambda: _loaded(services), startup_timeout)
+        services.wait("the services to be ready",
+                      lambda: _alive(services) and (ready or _loaded)(services), startup_timeout)
         print(f"dagster dev up on {services.base_url} in {time.monotonic() - started:.1f} s")
         yield services
     except BaseException:
@@ -260,10 +274,14 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
-def _loaded(services: DagsterServices) -> bool:
+def _alive(services: DagsterServices) -> bool:
     if services.process.poll() is not None:
         raise AssertionError(f"dagster dev exited with {services.process.returncode}:\n"
                              f"{log_tail(services.log)}")
+    return True
+
+
+def _loaded(services: DagsterServices) -> bool:
     try:
         data = services.graphql(LOCATIONS)["workspaceOrError"]
     except (requests.RequestException, ValueError, AssertionError):

@@ -5,6 +5,7 @@ policy against every AWS call the code makes."""
 import json
 import re
 from importlib import import_module
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import boto3
@@ -44,6 +45,17 @@ def test_each_pluggable_class_exists_and_accepts_its_config(section):
 
 def test_postgres_storage_class_is_installed():
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage  # noqa: F401
+
+
+def test_the_storage_names_the_installed_driver_and_connection_plugin():
+    """Without a scheme SQLAlchemy 2.1 loads psycopg 3, which nothing installs; dagster-postgres
+    brings psycopg2. (test_production_instance.py connects with it to a real PostgreSQL.)"""
+    storage = instance_yaml()["storage"]["postgres"]["postgres_db"]
+    assert storage["scheme"] == "postgresql+psycopg2"
+    import_module("psycopg2")
+    assert storage["params"]["sslmode"] == "require"
+    plugins = {e.name: e.value for e in entry_points(group="sqlalchemy.plugins")}
+    assert plugins.get(storage["params"]["plugin"]) == "lakehouse_instance.postgres_pool:KeptConnections"
 
 
 def test_the_workspace_loads_the_code_location_over_grpc():

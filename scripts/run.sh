@@ -15,6 +15,10 @@ export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/data/dagster_home}"
 export LAKEHOUSE_LANDING_URI="${LAKEHOUSE_LANDING_URI:-data/landing}"
 export LAKEHOUSE_DUCKDB_PATH="${LAKEHOUSE_DUCKDB_PATH:-data/warehouse/lakehouse.duckdb}"
 PORT="${PORT:-3000}"
+# Dagster writes a run's asset events in batches only when this is set, in every process
+# that writes events (dagster dev passes it on to all it starts); data/dagster_home's event log
+# then stores each batch in one transaction (lakehouse_instance/sqlite_event_log.py).
+export DAGSTER_EVENT_BATCH_SIZE="${DAGSTER_EVENT_BATCH_SIZE:-1000}"
 mkdir -p "$DAGSTER_HOME"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp data/dagster_home/dagster.yaml "$DAGSTER_HOME/"
 PY=.venv/bin/python

@@ -1,10 +1,16 @@
-"""The local instance's event log (lakehouse_assets/storage/dagster_event_log.py) stores exactly
-what Dagster's own SQLite event log stores: the same runs, over both, leave the same events,
-materialized and failed partitions, asset records and check records. It only writes faster."""
+"""The local instance's event log (lakehouse_instance/sqlite_event_log.py) stores exactly what
+Dagster's own SQLite event log stores: the same runs, over both, leave the same events,
+materialized and failed partitions, asset records and check records, whether Dagster hands it
+batches (DAGSTER_EVENT_BATCH_SIZE set, as scripts/run.sh does) or not. It only writes faster,
+never touches the environment, and is an instance plugin: it imports nothing of the product and
+refuses Dagster versions it was not tested on."""
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -27,10 +33,13 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from lakehouse_assets.storage.dagster_event_log import LakehouseSqliteEventLogStorage
+from lakehouse_instance.dagster_version import UntestedDagsterVersion, require_tested
+from lakehouse_instance.sqlite_event_log import LakehouseSqliteEventLogStorage
 
 DAYS = DailyPartitionsDefinition(start_date="2024-12-01", end_date="2024-12-11")
-PROJECT_YAML = Path(__file__).resolve().parents[1] / "data" / "dagster_home" / "dagster.yaml"
+PROJECT = Path(__file__).resolve().parents[2]
+PROJECT_YAML = PROJECT / "data" / "dagster_home" / "dagster.yaml"
+BATCH = "DAGSTER_EVENT_BATCH_SIZE"
 
 
 # No IO manager: what is stored here is Dagster's bookkeeping only.
@@ -118,14 +127,18 @@ def scenario(instance, monkeypatch) -> list:
     return runs
 
 
-def test_the_fast_event_log_stores_what_dagsters_own_stores(tmp_path, monkeypatch):
+@pytest.mark.parametrize("batch_size", ["1000", None], ids=["batched", "one by one"])
+def test_the_fast_event_log_stores_what_dagsters_own_stores(tmp_path, monkeypatch, batch_size):
+    if batch_size:  # as scripts/run.sh and the tests' dagster dev set it
+        monkeypatch.setenv(BATCH, batch_size)
+    else:
+        monkeypatch.delenv(BATCH, raising=False)
     ours = instance_in(tmp_path / "ours", PROJECT_YAML.read_text(), monkeypatch)
     assert isinstance(ours.event_log_storage, LakehouseSqliteEventLogStorage)
-    # With the project's storage in a process, Dagster hands it batches of asset events.
-    assert int(os.environ["DAGSTER_EVENT_BATCH_SIZE"]) > 0
     ours_facts = facts(ours, scenario(ours, monkeypatch))
     ours.dispose()
 
+    monkeypatch.delenv(BATCH, raising=False)  # Dagster's own storage, as Dagster runs it
     theirs = instance_in(tmp_path / "theirs", "telemetry:\n  enabled: false\n", monkeypatch)
     assert type(theirs.event_log_storage).__name__ == "SqliteEventLogStorage"
     theirs_facts = facts(theirs, scenario(theirs, monkeypatch))
@@ -160,6 +173,7 @@ def shard_openings(instance, monkeypatch) -> int:
 def test_batches_are_written_in_one_transaction_per_shard(tmp_path, monkeypatch):
     """The point of the subclass: a run's 40 asset events (2 assets x 10 days, planned and
     materialized) do not each open the run and the index shard."""
+    monkeypatch.setenv(BATCH, "1000")
     ours = shard_openings(instance_in(tmp_path / "ours", PROJECT_YAML.read_text(), monkeypatch), monkeypatch)
     theirs = shard_openings(instance_in(tmp_path / "theirs", "{}\n", monkeypatch), monkeypatch)
     assert theirs >= 2 * 40  # Dagster's: both shards for every asset event
@@ -170,3 +184,50 @@ def test_the_storage_needs_a_home(monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with pytest.raises(ValueError, match="DAGSTER_HOME"):
         LakehouseSqliteEventLogStorage()
+
+
+def test_the_storage_leaves_the_environment_alone(tmp_path, monkeypatch):
+    monkeypatch.delenv(BATCH, raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    (tmp_path / "dagster.yaml").write_text(PROJECT_YAML.read_text())
+    before = dict(os.environ)
+    instance = DagsterInstance.from_config(str(tmp_path))
+    assert isinstance(instance.event_log_storage, LakehouseSqliteEventLogStorage)
+    assert run_range(instance, "2024-12-01", "2024-12-02").success
+    instance.dispose()
+    assert dict(os.environ) == before
+
+
+def python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_plugins_import_nothing_of_the_product():
+    # The product made unimportable, as a broken product package would be.
+    done = python(
+        "import sys; sys.modules['lakehouse_assets'] = None\n"
+        "import lakehouse_instance.sqlite_event_log, lakehouse_instance.postgres_pool\n"
+        "print(sorted(m for m, v in sys.modules.items() if m.startswith('lakehouse_assets') and v))")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("version", ["1.13.20", "1.13.27", "1.13.99"])
+def test_the_tested_dagster_versions_pass(version):
+    require_tested(version)
+
+
+@pytest.mark.parametrize("version", ["1.13.19", "1.14.0", "2.0.0", "1.12.40", "1.13.28rc0", "1!0+dev"])
+def test_other_dagster_versions_are_refused_naming_the_tested_ones(version):
+    expected = rf"tested on dagster 1\.13\.20 .*1\.14\.0; this is dagster {re.escape(version)}\."
+    with pytest.raises(UntestedDagsterVersion, match=expected):
+        require_tested(version)
+
+
+def test_importing_the_storage_under_an_untested_dagster_fails_clearly():
+    done = python("import dagster; dagster.__version__ = '1.14.2'\n"
+                  "import lakehouse_instance.sqlite_event_log")
+    assert done.returncode != 0
+    assert "UntestedDagsterVersion" in done.stderr
+    assert "tested on dagster 1.13.20 up to (not including) 1.14.0; this is dagster 1.14.2" in done.stderr

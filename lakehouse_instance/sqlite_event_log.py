@@ -15,8 +15,14 @@ sensors read back:
   the process being killed; only an operating-system crash can lose the latest commits;
 - `store_event_batch` writes a batch of asset events (and the planned asset checks of a new
   run) in one transaction per shard, exactly as `store_event` would one by one. Dagster hands
-  batches only when DAGSTER_EVENT_BATCH_SIZE is set; the storage sets it (if unset) in the
-  process that uses it, since it supports them.
+  batches only when the environment variable DAGSTER_EVENT_BATCH_SIZE is a positive number in
+  the process that writes the events (`DagsterInstance` reads it at every event). This module
+  never sets it: whatever starts the instance's processes does, and they pass it on to the
+  processes they start (webserver, daemon, code server, run workers): `scripts/run.sh`, the
+  tests' `dagster_services.service_env` and `crash_helpers.cli_env`, and
+  `benchmarks/instance_storage.py` (the production instance's ECS tasks set it too, for
+  Postgres: deploy/README.md). Without it every event is written on its own, still
+  correctly, only more slowly.
 - a run over a partition range plans each asset with one ASSET_MATERIALIZATION_PLANNED event
   carrying the range (`supports_partition_subset_in_asset_materialization_planned_events`, as
   Dagster+'s storage does) instead of one event per partition: 3,200 fewer events for a
@@ -26,7 +32,15 @@ sensors read back:
   without_materializations` here also reads the range events, so failed partitions stay failed.
 
 Configured in `data/dagster_home/dagster.yaml`; `base_dir` defaults to Dagster's own place,
-`$DAGSTER_HOME/history/runs`.
+`$DAGSTER_HOME/history/runs`. It lives outside the product package (it imports nothing from
+`lakehouse_assets`), so that a product that fails to import breaks only its code location,
+never the webserver and the daemon; and the product depends on nothing here: with Dagster's
+own storage every feature works the same.
+
+It subclasses a private Dagster class and uses private members, so it imports Dagster's
+private modules (there is no public base for an event log storage) and is pinned to the Dagster
+versions it is tested on (`dagster_version.py`): checked first, before those imports, so that
+an upgrade fails with that message and not with an ImportError from a moved private module.
 """
 
 from __future__ import annotations
@@ -38,6 +52,13 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import dagster
+
+from lakehouse_instance.dagster_version import require_tested
+
+require_tested(dagster.__version__)
+
+# ruff: noqa: E402  (the imports below come after the version check, on purpose)
 from dagster import Field, StringSource
 from dagster._core.events import ASSET_EVENTS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
@@ -52,8 +73,6 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 
-BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"
-DEFAULT_BATCH_SIZE = "1000"
 KEPT_ENGINES = 8  # the index shard and the shards of the latest runs
 BUSY_TIMEOUT_SECONDS = 30  # as Dagster's own SQLITE_BUSY_TIMEOUT_SECONDS
 
@@ -76,7 +95,6 @@ class LakehouseSqliteEventLogStorage(SqliteEventLogStorage):
                 )
             base_dir = os.path.join(home, "history", "runs")
         super().__init__(base_dir, inst_data)
-        os.environ.setdefault(BATCH_SIZE_VARIABLE, DEFAULT_BATCH_SIZE)
         # A forked child must not reuse the parent's SQLite connections.
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (s := ref()) is not None and s._forget_engines())
