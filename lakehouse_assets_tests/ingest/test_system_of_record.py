@@ -14,7 +14,7 @@ from lakehouse_assets.sample_data import generate_landing_zone
 from lakehouse_assets.sensors.operations import daily_refresh
 from lakehouse_assets.sources import SOURCE_TABLES, TABLES_BY_NAME
 from lakehouse_assets_tests.harness import Lakehouse, assert_same, keys
-from lakehouse_assets_tests.pipeline import assets_for, table
+from lakehouse_assets_tests.pipeline import table
 
 pytestmark = pytest.mark.pipeline
 
