@@ -58,9 +58,9 @@ def plan_write(session: Session, table: SourceTable, days: frozenset[date], mode
         SELECT w._status, w._day AS __day, t.* FROM _write w
         JOIN (SELECT * FROM _typed UNION ALL BY NAME SELECT * FROM _typed_more) t USING (_key)
         WHERE w._status <> 'deleted' AND w._day {in_days}""")
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW _silver_rows AS
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _silver_rows AS
         SELECT {typed}, _commit_ts, _source_file FROM _rows WHERE _status = 'valid'""")
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW _quarantine_rows AS
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _quarantine_rows AS
         SELECT {landed}, _op, _commit_ts, _seq, _source_file, _source_row, _dq_reason,
                __day AS _partition_date, _key FROM _rows WHERE _status = 'quarantine'""")
     if mode == CHANGES:
