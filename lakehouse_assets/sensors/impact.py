@@ -65,8 +65,10 @@ class Impact:
         return sorted((k for k, v in self.days.items() if v), key=lambda k: k.to_user_string())
 
     def span(self, first: date, last: date) -> tuple[date, date] | None:
-        """One partition range covering every stale day, within the partitions that exist."""
-        days = [min(max(d, first), last) for v in self.days.values() for d in v]
+        """One partition range covering every stale day that is a partition. (A business date
+        before the first partition is filed under it; one after the last, e.g. a date far in
+        the future, has no partition until it exists: no run can write it yet.)"""
+        days = [max(d, first) for v in self.days.values() for d in v if d <= last]
         return (min(days), max(days)) if days else None
 
 

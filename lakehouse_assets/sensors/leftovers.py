@@ -65,7 +65,7 @@ def leftovers(look: Session, tables: tuple[SourceTable, ...], first: date, last:
             impact.update(found)
             impact.reasons.append(f"{len(rows)} bronze changes of {table.name} not merged into silver yet")
         impact.update(_pending_keys(look, table, since, first, last))
-    impact.update(_pending_gold(look))
+    impact.update(_pending_gold(look, last))
     return impact
 
 
@@ -75,9 +75,10 @@ def _pending_keys(look: Session, table: SourceTable, since: datetime | None, fir
     con = look.con
     state = look.scan(key_state_spec(table))
     events = look.scan(FILE_EVENTS, Scope(after=("event_at", since)) if since else Scope())
+    # A key whose day is not a partition yet (a date in the future) waits for that partition.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _left AS SELECT * FROM {state}
-        WHERE _pending OR _source_file IN (SELECT _source_file FROM {events}
-                                          WHERE table_name = {quote_literal(table.name)})""")
+        WHERE (_pending AND coalesce(_day, _written_day) <= DATE '{last}')
+           OR _source_file IN (SELECT _source_file FROM {events} WHERE table_name = {quote_literal(table.name)})""")
     count = con.execute("SELECT count(*) FROM _left").fetchall()[0][0]
     impact = Impact()
     if not count:
@@ -116,10 +117,11 @@ def new_days(look: Session, impact: Impact, reach: date | None, last: date) -> I
     return found
 
 
-def _pending_gold(look: Session) -> Impact:
+def _pending_gold(look: Session, last: date) -> Impact:
     impact = Impact()
     pending = look.scan(GOLD_PENDING, columns=["asset", "day"])
-    rows = look.con.execute(f"SELECT asset, list(DISTINCT day) FROM {pending} GROUP BY asset").fetchall()
+    rows = look.con.execute(f"SELECT asset, list(DISTINCT day) FROM {pending} WHERE day <= DATE '{last}' "
+                            "GROUP BY asset").fetchall()
     for asset, days in rows:
         impact.add(AssetKey(["gold", asset]), days)
         impact.reasons.append(f"{len(days)} days of gold.{asset} left stale")
