@@ -142,8 +142,9 @@ def save_state(session: Session, table: SourceTable, rows: str, everything: bool
     if everything:
         session.replace(spec, rows, Scope())
         return
-    keys = session.con.sql(f"SELECT _key FROM {rows}").pl()
-    if not keys.is_empty():
-        session.replace(spec, rows, Scope(keys=keys))
+    # The keys stay in DuckDB: a backfill may rewrite millions of them.
+    session.con.execute(f"CREATE OR REPLACE TEMP TABLE _state_keys AS SELECT _key FROM {rows}")
+    if session.con.execute("SELECT count(*) FROM _state_keys").fetchall()[0][0]:
+        session.replace(spec, rows, Scope(keys="_state_keys"))
 
 

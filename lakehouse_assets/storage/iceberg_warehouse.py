@@ -34,7 +34,7 @@ from lakehouse_assets.storage import iceberg_files as files
 from lakehouse_assets.storage import iceberg_tables as tables
 from lakehouse_assets.storage.duckdb_warehouse import configure
 from lakehouse_assets.storage.scope_sql import scope_predicate, temp_name
-from lakehouse_assets.storage.tables import Rows, Scope, TableRef, TableSpec, WriteResult
+from lakehouse_assets.storage.tables import Rows, Scope, TableRef, TableSpec, WriteResult, with_key_frame
 from lakehouse_assets.storage.warehouse import Warehouse
 from lakehouse_assets.values import quote_ident, register
 
@@ -68,6 +68,7 @@ class IcebergSession:
              snapshot_id: int | None = None) -> str:
         """The rows in `scope` as a DuckDB temp table; `snapshot_id` reads the table as it was
         when that snapshot was committed (time travel)."""
+        scope = with_key_frame(scope, self.con)  # pruning needs the key values themselves
         wanted = list(columns or spec.columns)
         unknown = [c for c in wanted if c not in spec.columns]
         if unknown:
@@ -119,6 +120,7 @@ class IcebergSession:
     def replace(self, spec: TableSpec, rows: Rows, scope: Scope) -> WriteResult:
         if self.read_only:
             raise PermissionError("a read-only look at the warehouse cannot write")
+        scope = with_key_frame(scope, self.con)
         existing = self.table(spec.ref)
         if existing is not None:
             tables.check_table(existing, spec)  # refuse before the rows are consumed

@@ -37,13 +37,17 @@ def scope_predicate(con: duckdb.DuckDBPyConnection, scope: Scope, spec: TableSpe
         column, t = scope.after
         clauses.append(f"{quote_ident(column)} > TIMESTAMPTZ '{t.isoformat()}'")
     if scope.keys is not None:
-        missing = [c for c in scope.keys.columns if c not in spec.columns]
+        if isinstance(scope.keys, str):  # a relation of `con`: used where it is
+            name = scope.keys
+            columns = [r[0] for r in con.execute(f"SELECT column_name FROM (DESCRIBE {name})").fetchall()]
+        else:
+            name, columns = temp_name("keys"), scope.keys.columns
+            register(con, name, scope.keys)
+            registered.append(name)
+        missing = [c for c in columns if c not in spec.columns]
         if missing:
             raise ValueError(f"{spec.ref} has no key column(s) {', '.join(missing)}")
-        name = temp_name("keys")
-        register(con, name, scope.keys)
-        registered.append(name)
-        cols = ", ".join(quote_ident(c) for c in scope.keys.columns)
+        cols = ", ".join(quote_ident(c) for c in columns)
         clauses.append(f"({cols}) IN (SELECT {cols} FROM {name})")
     return " AND ".join(f"({c})" for c in clauses) if clauses else "true"
 

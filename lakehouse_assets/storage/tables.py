@@ -57,7 +57,9 @@ class TableSpec:
 @dataclass(frozen=True)
 class Scope:
     days: frozenset[date] | None = None  # the partition column's UTC date is one of these
-    keys: pl.DataFrame | None = field(default=None, compare=False)  # these columns match a row here
+    # These columns match a row here: a polars frame, or (a big set, kept where it is) the name
+    # of a relation in the session's `con`.
+    keys: pl.DataFrame | str | None = field(default=None, compare=False)
     files: frozenset[str] | None = None  # _source_file is one of these
     after: tuple[str, datetime] | None = None  # (column, t): the column is later than t (reads only)
 
@@ -79,20 +81,29 @@ class Scope:
         return (
             (self.days is not None and not self.days)
             or (self.files is not None and not self.files)
-            or (self.keys is not None and self.keys.is_empty())
+            or (isinstance(self.keys, pl.DataFrame) and self.keys.is_empty())
         )
 
     def describe(self) -> str:
         parts = []
         if self.days is not None:
             parts.append(f"{len(self.days)} days ({describe_days(self.days)})")
-        if self.keys is not None:
+        if isinstance(self.keys, str):
+            parts.append(f"the keys of {self.keys}")
+        elif self.keys is not None:
             parts.append(f"{len(self.keys)} keys ({', '.join(self.keys.columns)})")
         if self.files is not None:
             parts.append(f"{len(self.files)} files")
         if self.after is not None:
             parts.append(f"{self.after[0]} after {self.after[1].isoformat()}")
         return " and ".join(parts) or "the whole table"
+
+
+def with_key_frame(scope: Scope, con: duckdb.DuckDBPyConnection) -> Scope:
+    """The scope with its keys as a polars frame (a store that needs the values themselves)."""
+    if not isinstance(scope.keys, str):
+        return scope
+    return Scope(days=scope.days, keys=con.sql(f"SELECT * FROM {scope.keys}").pl(), files=scope.files, after=scope.after)
 
 
 def day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:

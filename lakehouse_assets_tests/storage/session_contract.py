@@ -66,6 +66,13 @@ class SessionContract:
         got = read(session)
         assert got.select("id", "kind").rows() == [(1, "a"), (2, "moved"), (3, "c")]
 
+    def test_a_big_key_set_can_stay_a_relation_of_the_session(self, session):
+        session.replace(EVENTS, rows((1, "a", "1", at(1)), (2, "b", "2", at(1)), (3, "c", "3", at(3))), Scope())
+        session.con.execute("CREATE OR REPLACE TEMP TABLE _some_keys AS SELECT 2 AS id UNION ALL SELECT 3")
+        assert read(session, scope=Scope(keys="_some_keys"))["id"].to_list() == [2, 3]
+        session.replace(EVENTS, rows((3, "c2", "3", at(3))), Scope(keys="_some_keys"))
+        assert read(session).select("id", "kind").rows() == [(1, "a"), (3, "c2")]
+
     def test_an_empty_write_empties_its_scope_on_purpose(self, session):
         session.replace(EVENTS, rows((1, "a", "1", at(1)), (2, "b", "2", at(2))), Scope())
         result = session.replace(EVENTS, rows(), Scope.of_days([date(2024, 12, 1)]))
