@@ -28,6 +28,45 @@ import numpy as np
 import polars as pl
 
 from lakehouse_assets.landing.files import CDC_NAME, LOAD_NAME
+from lakehouse_assets.sample_data.generator.context import (
+    DAY,
+    EPOCH,
+    HOUR,
+    LIVE_ROWS,
+    LOAD_MINUTES,
+    MIN,
+    NULL,
+    SEC,
+    _Ctx,
+    _date,
+    _us,
+    expected_live_rows,
+)
+from lakehouse_assets.sample_data.generator.helpers import (
+    EVT,
+    INV,
+    ORDER,
+    SUB,
+    _compact,
+    _eval,
+    _ids_by,
+    _json,
+    _later,
+    _n_deleted,
+    _pick,
+    _pick_parent,
+    _pick_text,
+    _tokens,
+)
+from lakehouse_assets.sample_data.generator.summary import GenerationSummary, TableSummary
+from lakehouse_assets.sample_data.generator.versions import (
+    _commit_times,
+    _frame,
+    _number_changes,
+    _Parts,
+    _split,
+    _Versions,
+)
 from lakehouse_assets.sources import (
     EVENT_TYPES,
     INVOICE_STATUSES,
@@ -42,34 +81,11 @@ from lakehouse_assets.sources import (
     SourceTable,
 )
 
-SEC = 1_000_000
-MIN = 60 * SEC
-HOUR = 60 * MIN
-DAY = 24 * HOUR
-NULL = np.iinfo(np.int64).max
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TS_FORMAT = "%Y-%m-%d %H:%M:%S%.6f"
 
-# Live rows of the source after the CDC, at scale 1.
-LIVE_ROWS = {
-    "core_tenant": 8,
-    "core_customer": 6_400,
-    "core_product": 800,
-    "core_order": 47_750,
-    "core_orderitem": 153_600,
-    "core_event": 293_339,
-    "core_subscription": 1_920,
-    "core_invoice": 10_000,
-}
 LOAD_FILE_ROWS = 200_000  # DMS splits a big full load into LOAD00000001, LOAD00000002, ...
-LOAD_MINUTES = 4  # the full load of all tables; CDC starts after it, so no change races the load
 CDC_FILE_MINUTES = 120  # about how often DMS closes a CDC file per table
 
-# Traffic by hour of day (UTC): quiet at night, but never silent, so files span midnight.
-HOURLY = np.array(
-    [3, 2, 1.5, 1, 1, 1, 1.5, 2.5, 4, 5, 6, 6.5, 7, 7, 7, 7, 7.5, 8, 8, 7.5, 7, 6, 5, 4], float
-)
-HOURLY /= HOURLY.sum()
 
 COMPANIES = (
     "Acme, Inc.|Globex|Initech|Umbrella Retail|Stark Supplies|Wayne & Co|Hooli|"
@@ -146,294 +162,13 @@ _DIRTY: dict[str, tuple[str, tuple[str | None, ...]]] = {
 }
 
 
-def _codes(values: tuple[str, ...]) -> dict[str, int]:
-    return {v: i for i, v in enumerate(values)}
-
-
-ORDER = _codes(ORDER_STATUSES)
-SUB = _codes(SUBSCRIPTION_STATUSES)
-INV = _codes(INVOICE_STATUSES)
-EVT = _codes(EVENT_TYPES)
-
-
 # --------------------------------------------------------------------------- public results
-
-
-@dataclass(frozen=True)
-class TableSummary:
-    table: str
-    files: int
-    load_records: int
-    cdc_records: int
-    live_rows: int  # rows of the source table after the last CDC change
-
-    @property
-    def records(self) -> int:
-        return self.load_records + self.cdc_records
-
-
-@dataclass(frozen=True)
-class GenerationSummary:
-    root: Path
-    scale: float
-    seed: int
-    tables: tuple[TableSummary, ...]
-    first_business_date: date
-    last_commit_date: date
-    seconds: float
-
-    def table(self, name: str) -> TableSummary:
-        return next(t for t in self.tables if t.table == name)
-
-    @property
-    def files(self) -> int:
-        return sum(t.files for t in self.tables)
-
-    @property
-    def records(self) -> int:
-        return sum(t.records for t in self.tables)
-
-    @property
-    def partition_range(self) -> str:
-        """The span `dagster asset materialize --partition-range` needs to rebuild it all."""
-        return f"{self.first_business_date.isoformat()}...{self.last_commit_date.isoformat()}"
-
-
-def expected_live_rows(table: str, scale: float) -> int:
-    """Live rows of `table` after the CDC at `scale` (tenants at least 3, others at least 1)."""
-    return max(3 if table == "core_tenant" else 1, round(LIVE_ROWS[table] * scale))
 
 
 # --------------------------------------------------------------------------- the timeline
 
 
-@dataclass
-class _Ctx:
-    rng: np.random.Generator
-    scale: float
-    hist_start: int  # first business time of the full load
-    load0: int  # the full load starts
-    cdc_start: int  # the full load is done
-    cdc_end: int  # exclusive end of the CDC period
-    shared: dict[str, dict[str, Any]] = field(default_factory=dict)  # arrays later hooks need
-
-    def count(self, table: str) -> int:
-        return expected_live_rows(table, self.scale)
-
-    def times(self, n: int) -> np.ndarray:
-        """Business times over history and CDC: growing, fewer on weekends and at night."""
-        days = (self.cdc_end - self.hist_start) // DAY
-        d = np.arange(days)
-        weekday = (self.hist_start // DAY + d + 3) % 7  # 1970-01-01 was a Thursday
-        w = (1 + 0.5 * d / max(days - 1, 1)) * np.where(weekday >= 5, 0.8, 1.0)
-        day = self.rng.choice(days, n, p=w / w.sum())
-        hour = self.rng.choice(24, n, p=HOURLY)
-        t = self.hist_start + day * DAY + hour * HOUR + self.rng.integers(0, HOUR, n)
-        return np.clip(t, self.hist_start + HOUR, self.cdc_end - 2 * SEC)
-
-    def after(self, lo: np.ndarray, hi: int | np.ndarray | None = None, power: float = 1.0):
-        """A random time in [lo, hi] (hi: the end of the CDC), skewed to lo by `power` > 1."""
-        hi = self.cdc_end - 2 * SEC if hi is None else hi
-        span = np.maximum(np.asarray(hi) - lo, 0)
-        return lo + (self.rng.random(len(lo)) ** power * span).astype(np.int64)
-
-    def settle(self, t: np.ndarray) -> np.ndarray:
-        """Squeeze [load start, CDC end) into [CDC start, CDC end), keeping the order of
-        times: nothing commits while the full load runs."""
-        t = np.asarray(t, np.int64)
-        inside = (t >= self.load0) & (t < self.cdc_end)
-        ratio = (self.cdc_end - self.cdc_start) / (self.cdc_end - self.load0)
-        moved = self.cdc_start + ((t - self.load0) * ratio).astype(np.int64)
-        return np.where(inside, moved, t)
-
-
-def _pick(rng: np.random.Generator, n: int, rate: float, at_least: int = 0) -> np.ndarray:
-    """Sorted random indices of about `rate` of n rows."""
-    k = min(n, max(at_least, round(rate * n)))
-    return np.sort(rng.choice(n, k, replace=False))
-
-
-def _n_deleted(live: int, rate: float) -> int:
-    return max(1, round(rate * live)) if live >= 10 else 0
-
-
-def _ids_by(*keys: np.ndarray) -> np.ndarray:
-    """Ids 1..n in the order of `keys` (the first is the primary sort key), like a sequence."""
-    order = np.lexsort(keys[::-1])
-    ids = np.empty(len(order), np.int64)
-    ids[order] = np.arange(1, len(order) + 1)
-    return ids
-
-
-def _pick_parent(rng, parent_born, child_born, parent_group=None, child_group=None):
-    """For each child, a random parent born before it, in the child's group when given (a
-    customer for an order, a product of the order's tenant). A child older than every parent
-    of its group gets the group's oldest one; a group without parents, any parent."""
-    m, n = len(parent_born), len(child_born)
-    pg = np.zeros(m, np.int64) if parent_group is None else np.asarray(parent_group, np.int64)
-    cg = np.zeros(n, np.int64) if child_group is None else np.asarray(child_group, np.int64)
-    base = min(parent_born.min(), child_born.min())
-    span = max(parent_born.max(), child_born.max()) - base + 1
-    order = np.lexsort((parent_born, pg))
-    keys = pg[order] * span + (parent_born[order] - base)
-    lo = np.searchsorted(keys, cg * span, "left")
-    end = np.searchsorted(keys, (cg + 1) * span, "left")
-    hi = np.searchsorted(keys, cg * span + (child_born - base), "right")
-    hi = np.where(hi > lo, hi, np.minimum(lo + 1, end))
-    pos = lo + (rng.random(n) * (hi - lo)).astype(np.int64)
-    pos = np.where(end > lo, pos, rng.integers(0, m, n))
-    return order[pos]
-
-
-def _compact(*versions: tuple[Any, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(status code, time) columns, NULL where a row lacks that version, into (n, S) arrays
-    sorted by time per row, so absent versions trail."""
-    n = len(versions[0][1])
-    times = np.stack([t for _, t in versions], 1)
-    codes = np.stack([np.broadcast_to(c, n) for c, _ in versions], 1)
-    order = np.argsort(times, axis=1, kind="stable")
-    return np.take_along_axis(codes, order, 1), np.take_along_axis(times, order, 1)
-
-
-def _later(prev: np.ndarray, when: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """prev + delta where `when` and prev exists, else NULL."""
-    return np.where(when & (prev != NULL), prev + delta, NULL)
-
-
-def _tokens(rng: np.random.Generator, n: int, width: int = 32) -> pl.Series:
-    """Django-style session keys."""
-    alphabet = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789", np.uint8)
-    chars = np.ascontiguousarray(alphabet[rng.integers(0, 36, (n, width))])
-    return pl.Series(chars.view(f"S{width}").ravel().astype(f"U{width}"))
-
-
-def _json(*fields: tuple[str, Any, bool]) -> pl.Expr:
-    """A JSON object from (key, value expression or literal text, quoted) triples."""
-    parts: list[pl.Expr] = []
-    for i, (key, value, quoted) in enumerate(fields):
-        q = '"' if quoted else ""
-        parts.append(pl.lit(("{" if i == 0 else ", ") + f'"{key}": {q}'))
-        parts.append(value.cast(pl.String) if isinstance(value, pl.Expr) else pl.lit(value))
-        if q:
-            parts.append(pl.lit(q))
-    return pl.concat_str([*parts, pl.lit("}")])
-
-
-def _eval(expr: pl.Expr, **columns: Any) -> pl.Series:
-    return pl.DataFrame(columns).select(expr).to_series()
-
-
-def _pick_text(values: list[str], idx: np.ndarray) -> pl.Series:
-    """values[idx] as a polars column (gathering from a small Series beats numpy strings)."""
-    return pl.Series(values, dtype=pl.String).gather(idx)
-
-
 # --------------------------------------------------------------------------- versions
-
-
-@dataclass
-class _Versions:
-    """Every version of every row of one table, as the source database saw it."""
-
-    times: np.ndarray  # (n, S): when each version was written; NULL = no such version (trailing)
-    rows: Callable[[np.ndarray, np.ndarray], dict[str, Any]]  # (row, version) -> column values
-    commit: np.ndarray | None = None  # (n, S) commit times; default: a few ms after `times`
-    sub: np.ndarray | int = 0  # position of the insert inside its transaction
-    deleted: np.ndarray | None = None  # (n,) commit time of the delete; NULL: never deleted
-    delete_sub: np.ndarray | int = 0
-
-
-@dataclass
-class _Parts:
-    load: Callable[[], pl.DataFrame]  # built late, table by table, to keep memory low
-    cdc: pl.DataFrame  # table columns + _op, _ts, _sub (and _ctr once numbered)
-    live: int
-
-
-_DTYPES = {
-    PgType.BIGINT: pl.Int64,
-    PgType.INTEGER: pl.Int64,
-    PgType.NUMERIC: pl.Int64,
-    PgType.TIMESTAMPTZ: pl.Int64,
-    PgType.BOOLEAN: pl.Boolean,
-    PgType.TEXT: pl.String,
-    PgType.JSONB: pl.String,
-}
-
-
-def _frame(table: SourceTable, values: dict[str, Any]) -> pl.DataFrame:
-    """Typed columns in declaration order; every declared column must have values."""
-    missing = [c.name for c in table.columns if c.name not in values]
-    if missing:
-        raise KeyError(f"sample-data hook for {table.name} gives no values for {missing}")
-    return pl.DataFrame([_series(c, values[c.name]) for c in table.columns])
-
-
-def _series(col: Column, values: Any) -> pl.Series:
-    s = values if isinstance(values, pl.Series) else pl.Series(values)
-    return s.cast(_DTYPES[col.type]).alias(col.name)
-
-
-def _commit_times(rng: np.random.Generator, times: np.ndarray) -> np.ndarray:
-    """The transaction commits a fraction of a millisecond to 80 ms after the row was written."""
-    commit = times.copy()
-    present = times != NULL
-    commit[present] += rng.integers(200, 80_000, int(present.sum()))
-    return commit
-
-
-def _split(ctx: _Ctx, table: SourceTable, v: _Versions) -> _Parts:
-    """Versions before the load make the LOAD rows; later ones (up to the end of the CDC and
-    the row's delete) the CDC records; a delete is a record with only the primary key."""
-    n = len(v.times)
-    commit = _commit_times(ctx.rng, v.times) if v.commit is None else v.commit
-    deleted = np.full(n, NULL) if v.deleted is None else v.deleted
-    before = (v.times < ctx.load0).sum(1)
-    load_rows = np.flatnonzero(before)
-
-    in_cdc = (v.times >= ctx.load0) & (commit < np.minimum(deleted, ctx.cdc_end)[:, None])
-    row, ver = np.nonzero(in_cdc)
-    changes = _frame(table, v.rows(row, ver)).with_columns(
-        _op=pl.Series(np.where(ver == 0, "I", "U")),
-        _ts=pl.Series(commit[row, ver]),
-        _sub=pl.Series(np.broadcast_to(np.asarray(v.sub, np.int64), n)[row]),
-    )
-    gone = np.flatnonzero(deleted < ctx.cdc_end)
-    deletes = (
-        _frame(table, v.rows(gone, np.zeros(len(gone), np.int64)))
-        .select(table.primary_key)
-        .with_columns(
-            _op=pl.lit("D"),
-            _ts=pl.Series(deleted[gone]),
-            _sub=pl.Series(np.broadcast_to(np.asarray(v.delete_sub, np.int64), n)[gone]),
-        )
-    )
-
-    def load() -> pl.DataFrame:
-        return _frame(table, v.rows(load_rows, before[load_rows] - 1)).sort(table.primary_key)
-
-    return _Parts(load, pl.concat([changes, deletes], how="diagonal"), n - len(gone))
-
-
-def _number_changes(cdcs: list[pl.DataFrame]) -> list[pl.DataFrame]:
-    """`_ctr`: 1, 2, ... in commit order over the whole source (rows of one transaction share
-    the commit time and go in `_sub` order); the base of `_dms_seq`."""
-    keys = pl.concat(
-        [
-            c.select("_ts", "_sub").with_columns(
-                _t=pl.lit(i, pl.Int64), _r=pl.int_range(pl.len(), dtype=pl.Int64)
-            )
-            for i, c in enumerate(cdcs)
-        ]
-    )
-    keys = keys.sort(["_ts", "_sub", "_t", "_r"]).with_columns(
-        _ctr=pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
-    )
-    numbered = []
-    for i, c in enumerate(cdcs):
-        ctr = keys.filter(pl.col("_t") == i).sort("_r")["_ctr"]
-        numbered.append(c.with_columns(ctr).sort("_ctr"))
-    return numbered
 
 
 # --------------------------------------------------------------------------- table hooks
@@ -1196,18 +931,6 @@ def _write_table(
 # --------------------------------------------------------------------------- entry points
 
 
-def _us(d: date | datetime) -> int:
-    if not isinstance(d, datetime):
-        d = datetime(d.year, d.month, d.day, tzinfo=UTC)
-    elif d.tzinfo is None:
-        d = d.replace(tzinfo=UTC)
-    return (d - EPOCH) // timedelta(microseconds=1)
-
-
-def _date(us: int) -> date:
-    return (EPOCH + timedelta(microseconds=int(us))).date()
-
-
 def _landing_files(folder: Path) -> list[Path]:
     """LOAD and CDC files of a table folder in contract order (LOAD first, each by name)."""
     if not folder.is_dir():
@@ -1546,3 +1269,13 @@ def _land_drop(
         out = _csv_frame(table, frame.with_columns(_seq=seq))
         paths.append(_write(root / table.landing_folder / name, out, False))
     return paths
+
+
+__all__ = [
+    "expected_live_rows",
+    "generate_landing_zone",
+    "GenerationSummary",
+    "LIVE_ROWS",
+    "TableSummary",
+    "write_cdc_drop",
+]
