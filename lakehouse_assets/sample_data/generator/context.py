@@ -32,7 +32,6 @@ LIVE_ROWS = {
     "core_subscription": 1_920,
     "core_invoice": 10_000,
 }
-
 LOAD_MINUTES = 4  # the full load of all tables; CDC starts after it, so no change races the load
 
 # Traffic by hour of day (UTC): quiet at night, but never silent, so files span midnight.
