@@ -4,149 +4,41 @@ The source database is simulated as *versions*: every row of every table gets th
 which it was inserted and updated, and maybe deleted. Versions written before the full load
 become the table's LOAD rows (its state at the load); later ones become CDC records, numbered
 (`_dms_seq`) in commit order across the whole source. Which columns a table has comes from
-`SOURCE_TABLES`; only the values come from the per-table hooks in `_HOOKS`, so a new table
+`SOURCE_TABLES`; only the values come from the per-table hooks (`zone._HOOKS`), so a new table
 needs a hook and nothing else. Everything is vectorized (numpy / polars): no Python loop
 touches a data row, only files.
 
 Times are int64 microseconds since the epoch, money is int64 cents, and `NULL` (the int64
 maximum) stands for SQL NULL in those columns and for "this version never happens".
+
+The modules, each importing only from those above it:
+
+- `context`: time units, `NULL`, target row counts, and the timeline (`_Ctx`) hooks draw from
+- `helpers`: vectorized picks, ids, version arrays and text columns the hooks share
+- `versions`: a table's versions, split at the load into LOAD rows and numbered CDC records
+- `summary`: what a generation reports
+- `accounts`, `orders`, `events`, `billing`: the table hooks, one module per group of tables
+- `records`: a record's DMS CSV text
+- `writer`: LOAD and CDC files (splitting, gzip, names) and dirty records
+- `zone`: `generate_landing_zone`, the order of work
+- `drop`: `write_cdc_drop`, an incremental drop on a landed zone
+
+Names with a leading underscore are the package's internals, shared between its modules; what
+this module exports is the API.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from datetime import date
-from pathlib import Path
-
-import numpy as np
-
-from lakehouse_assets.sample_data.generator.accounts import _customers, _products, _tenants
-from lakehouse_assets.sample_data.generator.billing import _invoices, _subscriptions
-from lakehouse_assets.sample_data.generator.context import (
-    DAY,
-    LIVE_ROWS,
-    LOAD_MINUTES,
-    MIN,
-    _Ctx,
-    _date,
-    _us,
-    expected_live_rows,
-)
+from lakehouse_assets.sample_data.generator.context import LIVE_ROWS, expected_live_rows
 from lakehouse_assets.sample_data.generator.drop import write_cdc_drop
-from lakehouse_assets.sample_data.generator.events import _events
-from lakehouse_assets.sample_data.generator.orders import _order_items, _orders
 from lakehouse_assets.sample_data.generator.summary import GenerationSummary, TableSummary
-from lakehouse_assets.sample_data.generator.versions import _number_changes, _split, _Versions
-from lakehouse_assets.sample_data.generator.writer import _landing_files, _write_table
-from lakehouse_assets.sources import SOURCE_TABLES
-
-# --------------------------------------------------------------------------- public results
-
-
-# --------------------------------------------------------------------------- the timeline
-
-
-# --------------------------------------------------------------------------- versions
-
-
-# --------------------------------------------------------------------------- table hooks
-
-
-# The values of each table; a table's hook may use what earlier hooks shared (declaration order).
-_HOOKS: dict[str, Callable[[_Ctx], _Versions]] = {
-    "core_tenant": _tenants,
-    "core_customer": _customers,
-    "core_product": _products,
-    "core_order": _orders,
-    "core_orderitem": _order_items,
-    "core_event": _events,
-    "core_subscription": _subscriptions,
-    "core_invoice": _invoices,
-}
-
-
-# --------------------------------------------------------------------------- CSV text
-
-
-# --------------------------------------------------------------------------- entry points
-
-
-def _prepare(root: Path, overwrite: bool) -> None:
-    """Refuse to mix with existing data; with overwrite, remove only files we would write."""
-    for table in SOURCE_TABLES:
-        folder = root / table.landing_folder
-        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-            raise FileExistsError(f"{folder} is not empty (use overwrite=True / --overwrite)")
-    if overwrite:
-        for table in SOURCE_TABLES:
-            for path in _landing_files(root / table.landing_folder):
-                path.unlink()
-
-
-def generate_landing_zone(
-    root: str | Path,
-    scale: float = 1.0,
-    seed: int = 42,
-    *,
-    load_date: date = date(2024, 12, 1),
-    cdc_days: int = 10,
-    history_days: int = 91,
-    dirty_rate: float = 0.001,
-    gzip_every: int = 7,
-    overwrite: bool = False,
-) -> GenerationSummary:
-    """Write a DMS landing zone (full load at `load_date`, then `cdc_days` days of CDC) for
-    every table of `SOURCE_TABLES` under `root`. Same arguments, same bytes."""
-    if scale <= 0 or cdc_days < 1 or history_days < 1 or not 0 <= dirty_rate < 1:
-        raise ValueError("need scale > 0, cdc_days >= 1, history_days >= 1, 0 <= dirty_rate < 1")
-    started = time.perf_counter()
-    root = Path(root)
-    _prepare(root, overwrite)
-    load0 = _us(load_date)
-    ctx = _Ctx(
-        np.random.default_rng(seed),
-        scale,
-        load0 - history_days * DAY,
-        load0,
-        load0 + LOAD_MINUTES * MIN,
-        load0 + cdc_days * DAY,
-    )
-    built = []
-    for table in SOURCE_TABLES:
-        hook = _HOOKS.get(table.name)
-        if hook is None:
-            raise NotImplementedError(f"no sample-data hook for {table.name}: add one to _HOOKS")
-        built.append((table, _split(ctx, table, hook(ctx))))
-    ctx.shared.clear()
-    for (_, parts), cdc in zip(built, _number_changes([p.cdc for _, p in built])):
-        parts.cdc = cdc
-    summaries, first, last = [], [], []
-    for i, (table, parts) in enumerate(built):
-        summary, business, commit = _write_table(ctx, root, i, table, parts, dirty_rate, gzip_every)
-        built[i] = (table, None)  # free this table's data before the next one
-        summaries.append(summary)
-        first.append(business)
-        last.append(commit)
-    return GenerationSummary(
-        root,
-        scale,
-        seed,
-        tuple(summaries),
-        _date(min(first)),
-        _date(max(last)),
-        time.perf_counter() - started,
-    )
-
-
-# --------------------------------------------------------------------------- incremental drops
-
+from lakehouse_assets.sample_data.generator.zone import generate_landing_zone
 
 __all__ = [
+    "LIVE_ROWS",
+    "GenerationSummary",
+    "TableSummary",
     "expected_live_rows",
     "generate_landing_zone",
-    "GenerationSummary",
-    "LIVE_ROWS",
-    "TableSummary",
     "write_cdc_drop",
 ]
