@@ -79,10 +79,10 @@ def reference(zone, tmp_path_factory):
 
 
 def test_local_backfill_killed_inside_writes_and_at_log_points_then_rerun(zone, reference, tmp_path):
-    """A backfill of the whole span from an empty warehouse, killed four times, each run on
+    """A backfill of the whole span from an empty warehouse, killed five times, each run on
     what the last left: after a bronze table's DELETE (the table itself created in that
     transaction), inside a silver table's COMMIT (a seeded timer), right after a gold table's
-    COMMIT returned (Dagster not told), and at a seeded step's start; then rerun. Then once on
+    COMMIT returned (Dagster not told), and at two seeded log lines; then rerun. Then once on
     the complete warehouse, between two INSERT batches of a bronze table: it reads as it was.
     (The killed runs read landing files in small batches, the rerun and the reference in the
     product's: how bronze batches its reads changes no row.)"""
@@ -107,11 +107,15 @@ def test_local_backfill_killed_inside_writes_and_at_log_points_then_rerun(zone, 
     crash("after_delete", rng.choice(BRONZE))
     crash("in_commit", rng.choice(SILVER), delay_ms=round(rng.uniform(0, 2), 2))  # COMMIT takes ~1 ms
     crash("after_commit", rng.choice(GOLD))
+    # Killed from outside, a seeded delay after a seeded log line: a step starting, a table
+    # logged as written (the journal still says exactly which writes had committed).
     step = rng.choice([f"silver_{t.entity}" for t in SOURCE_TABLES] + [f"gold__{g.name}" for g in GOLD_TABLES])
-    started = re.compile(rf'STEP_START - Started execution of step "{step}"')
-    out = run(materialize_args(CRASHING, span), cli_env(home, root, duckdb_path=path), tmp_path,
-              journal=journal, kill_after=(started, round(rng.uniform(0, 0.3), 2)))
-    tables = check_kill(duckdb_tables(path), tables, reference, out)
+    layer, name = rng.choice(BRONZE + SILVER).split(".")
+    for line in (rf'STEP_START - Started execution of step "{step}"',
+                 rf"ASSET_MATERIALIZATION - Materialized value {layer} {name}\."):
+        out = run(materialize_args(CRASHING, span), cli_env(home, root, duckdb_path=path), tmp_path,
+                  journal=journal, kill_after=(re.compile(line), round(rng.uniform(0, 0.3), 2)))
+        tables = check_kill(duckdb_tables(path), tables, reference, out)
 
     out = run(materialize_args(PRODUCT, span), cli_env(home, root, duckdb_path=path), tmp_path)
     assert out.returncode == 0, out.tail()
