@@ -117,13 +117,15 @@ def build_silver(table: SourceTable) -> AssetsDefinition:
         changed = {"changes_merged": merge.changes, "keys_inserted": merge.inserted, "keys_updated": merge.updated,
                    "keys_deleted": merge.deleted, "keys_quarantined": merge.quarantined, "keys_written": write.keys}
         context.log.info(f"{table.name}: " + ", ".join(f"{k} {v}" for k, v in changed.items()) + f" ({mode}, {partitions})")
-        yield Output(Replacement(write.valid, write.valid_scope, metadata=changed, spec=current), output_name="current")
-        yield Output(Replacement(write.quarantine, write.quarantine_scope, spec=quarantine), output_name="quarantine")
+        # The gold cells the write makes stale are noted before it: once silver holds the new
+        # rows, a rerun finds nothing changed, and cells not noted by then stay stale for good.
         stale = record_stale(
             session, table.entity, "_old", f"(SELECT {read_cols} FROM {write.valid})",
             reason=f"silver.{table.entity} changed ({context.run_id[:8]})", at=datetime.now(timezone.utc),
             covered=_covered(context, days, mode),
         )
+        yield Output(Replacement(write.valid, write.valid_scope, metadata=changed, spec=current), output_name="current")
+        yield Output(Replacement(write.quarantine, write.quarantine_scope, spec=quarantine), output_name="quarantine")
         record_written(session, table, days)
         context.log.info(f"{table.name}: {stale} gold cells made stale outside what this run computes")
         yield from checks
