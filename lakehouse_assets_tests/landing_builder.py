@@ -5,9 +5,32 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+from lakehouse_assets.landing.reader import REJECT_SCHEMA
 from lakehouse_assets.sources import TABLES_BY_NAME, SourceTable
 
 NULL = None  # an empty unquoted field
+# CONTRACT 3 asks for "the raw text" of a reject without naming the column.
+RAW = next(c for c in ("raw_text", "raw") if c in REJECT_SCHEMA)
+# `_dms_commit_ts` values that are not timestamps of the contract's format.
+BAD_TS = [
+    "2024-12-08 22:15:00.1234567",  # 7 fraction digits
+    "2024-02-30 10:00:00",  # no such day
+    "2023-02-29 10:00:00",  # not a leap year
+    "2024-13-01 10:00:00",
+    "2024-12-08 24:00:00",  # hour 24
+    "2024-12-08 22:60:00",
+    "2024-12-08T22:15:00",  # ISO separator
+    "2024-12-08T22:15:00.123456",
+    "2024-12-08 22:15:00Z",
+    "2024-12-08 22:15:00+00",
+    "2024-12-08",
+    "2024/12/08 22:15:00",
+    "2024-12-8 22:15:00",
+    " 2024-12-08 22:15:00",
+    "2024-12-08 22:15",
+    "",
+    "yesterday",
+]
 
 
 def field(value) -> str:
@@ -36,4 +59,12 @@ def write(root: Path, table: str | SourceTable, name: str, lines: list[str], gz:
     data = ("\n".join(lines) + "\n").encode() if lines else b""
     path = folder / name
     path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+    return path
+
+
+def put(root: Path, name: str, data: bytes, folder: str = "public/core_order") -> Path:
+    """A landing file with exactly these bytes."""
+    path = Path(root) / folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
     return path

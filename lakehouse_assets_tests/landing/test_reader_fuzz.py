@@ -37,14 +37,16 @@ from itertools import pairwise
 from pathlib import Path
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from lakehouse_assets.landing.files import LocalLandingStore
 from lakehouse_assets.landing.reader import read_table
 from lakehouse_assets.sources import TABLES_BY_NAME, SourceTable
-from lakehouse_assets_tests.landing_builder import field, record
-from lakehouse_assets_tests.test_landing_reader import BAD_TS, RAW, put
+from lakehouse_assets_tests.landing_builder import BAD_TS, RAW, field, put, record
+
+pytestmark = pytest.mark.unit
 
 INGESTED = datetime(2024, 12, 9, 6, 0, tzinfo=timezone.utc)
 # Three widths: 7, 8 and 11 columns.

@@ -14,6 +14,8 @@ from lakehouse_assets.sources import TABLES_BY_NAME as T
 from lakehouse_assets_tests.landing_builder import record, write
 from lakehouse_assets_tests.pipeline import run_pipeline, table
 
+pytestmark = pytest.mark.pipeline
+
 LOAD_TS = "2024-12-01 00:00:00.5"
 FIRST, LAST = "2024-06-01", "2024-12-03"
 D1, D2, D3 = date(2024, 12, 1), date(2024, 12, 2), date(2024, 12, 3)
