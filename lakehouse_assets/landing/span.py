@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 from datetime import date, datetime, timezone
 
-from lakehouse_assets.environment import partitions_start
 from lakehouse_assets.landing.files import LocalLandingStore
 from lakehouse_assets.landing.reader import read_table
+from lakehouse_assets.settings import settings
 from lakehouse_assets.sources import SOURCE_TABLES
 from lakehouse_assets.values import parse_sql, quote_ident, run_sql
 
@@ -39,7 +39,7 @@ def landing_span(root: str) -> tuple[date, date] | None:
         firsts.append(changes["_commit_ts"].min().date())
     if not lasts:
         return None
-    return max(min(firsts), partitions_start()), max(lasts)
+    return max(min(firsts), settings().partitions_start), max(lasts)
 
 
 def main(argv: list[str] | None = None) -> int:
