@@ -177,6 +177,13 @@ def test_row_counts_in_the_metadata_one_partition_and_a_range(db):
                and m["dagster/row_count"].value == 3 and m["rows_replaced"].value == 2 for m in metadata)
 
 
+def test_a_frame_that_is_not_a_table_of_rows_is_refused(db):
+    PAYLOAD[days(1)] = {"id": [1]}
+    result = run(db, things, first=1)
+    assert not result.success
+    assert "the warehouse stores polars frames or staged relations, not dict" in errors(result)
+
+
 def test_an_undeclared_table_is_refused(db):
     @asset(key_prefix="silver", name="undeclared")
     def undeclared() -> pl.DataFrame:
