@@ -27,6 +27,7 @@ from lakehouse_assets.sample_data import generate_landing_zone
 from lakehouse_assets.sources import SOURCE_TABLES
 from lakehouse_assets.storage.tables import TableRef
 from lakehouse_assets.storage.warehouse import DuckDBWarehouse
+from lakehouse_assets_tests.harness import failures
 from lakehouse_assets_tests.landing_builder import write
 from lakehouse_assets_tests.pipeline import ALL_ASSETS, resources, run_pipeline, table
 
@@ -129,3 +130,50 @@ def test_a_row_lost_or_doubled_in_storage_is_a_difference_of_its_file(built, tmp
     assert diff["_source_file"].unique().to_list() == [victim]
     expected = -1 if tamper == "lose a row" else 1
     assert (diff["stored_changes"] - diff["changes"]).to_list() == [expected]
+
+
+class LosingWarehouse(DuckDBWarehouse):
+    """A store that loses the rows of one landing file right after bronze writes them."""
+
+    lose: str
+
+    def open_session(self):
+        session = super().open_session()
+        replace = session.replace
+
+        def losing(spec, rows, scope):
+            written = replace(spec, rows, scope)
+            if spec.ref == TableRef("bronze", "core_event"):
+                session.con.execute(f"DELETE FROM {session.qualified(spec.ref)} WHERE _source_file = ?", [self.lose])
+            return written
+
+        session.replace = losing
+        return session
+
+
+def test_the_check_in_a_run_fails_naming_the_file_and_silver_does_not_run(built, tmp_path):
+    landing, _, span, _ = built
+    victim = str(min((landing / "public" / "core_event").iterdir()).relative_to(landing))
+    warehouse = tmp_path / "losing.duckdb"
+    result = materialize(
+        ALL_ASSETS,
+        resources={**resources(landing, warehouse), "warehouse": LosingWarehouse(path=str(warehouse), lose=victim)},
+        instance=DagsterInstance.ephemeral(),
+        tags=range_tags(date.fromisoformat(span[0]), date.fromisoformat(span[1])),
+        raise_on_error=False,
+    )
+    [failure] = failures(result)  # the blocking check's, and nothing else
+    assert "1 blocking asset check failed" in failure and "bronze/landing_manifest" in failure
+    evaluation = check_result(result, RECONCILE)
+    assert not evaluation.passed
+    assert victim in evaluation.description
+    assert victim in str(evaluation.metadata["differences"].value)
+    # blocking: silver, downstream of the manifest, was not materialized, nor was gold
+    materialized = {e.asset_key.path[0] for e in result.get_asset_materialization_events()}
+    assert materialized == {"bronze"}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'silver'"
+                           ).fetchone()[0] == 0
+    finally:
+        con.close()
