@@ -11,14 +11,15 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-from dagster import DagsterInstance, RunRequest, SensorResult, build_sensor_context, materialize
+from dagster import Definitions, DagsterInstance, RunRequest, SensorResult, build_sensor_context, materialize
 
 from lakehouse_assets.definitions import defs
 from lakehouse_assets.resources import LandingZone
 from lakehouse_assets.runs import RANGE_END_TAG, RANGE_START_TAG, range_tags
-from lakehouse_assets.sensors.landing import landing_sensor
+from lakehouse_assets.sensors.landing import build_landing_sensor, landing_sensor
+from lakehouse_assets.sources import SourceTable
 from lakehouse_assets.storage.warehouse import DuckDBWarehouse
-from lakehouse_assets_tests.pipeline import ALL_ASSETS, resources
+from lakehouse_assets_tests.pipeline import ALL_ASSETS, assets_for, resources
 
 RUN_COLUMNS = ("_ingested_at", "_run_id", "last_seen_at")  # when and by which run, not what
 
@@ -36,20 +37,32 @@ class Lakehouse:
     cursor: str | None = None
     assets: list = field(default_factory=lambda: list(ALL_ASSETS))
     runs: list = field(default_factory=list)
+    sensor: object = landing_sensor
+    definitions: Definitions = defs
+    tables: tuple[SourceTable, ...] | None = None  # None: the declarations of sources.py
+
+    def redeclare(self, tables: tuple[SourceTable, ...]) -> None:
+        """From now on the source tables are declared as `tables` (e.g. one gained a column):
+        the sensor, its definitions and the runs' assets are built from them."""
+        self.tables = tables
+        self.assets = assets_for(tables)
+        self.sensor = build_landing_sensor(tables)
+        self.definitions = Definitions(assets=self.assets, sensors=[self.sensor],
+                                       resources=resources(self.landing, self.warehouse, tables))
 
     def tick(self) -> SensorResult:
         with build_sensor_context(
-            instance=self.instance, cursor=self.cursor, definitions=defs,
+            instance=self.instance, cursor=self.cursor, definitions=self.definitions,
             resources={"landing": LandingZone(uri=str(self.landing)),
                        "warehouse": DuckDBWarehouse(path=str(self.warehouse))},
         ) as context:
-            result = landing_sensor(context)
+            result = self.sensor(context)
         self.cursor = result.cursor
         return result
 
     def run(self, request: RunRequest, expect_success: bool = True):
         result = materialize(
-            self.assets, selection=list(request.asset_selection), resources=resources(self.landing, self.warehouse),
+            self.assets, selection=list(request.asset_selection), resources=resources(self.landing, self.warehouse, self.tables),
             instance=self.instance, tags=dict(request.tags), raise_on_error=False,
         )
         if expect_success:
@@ -73,7 +86,7 @@ class Lakehouse:
     def backfill(self, first: str, last: str, selection=None, expect_success: bool = True):
         """A run over days as the UI or the CLI launches it (not the sensor's)."""
         result = materialize(
-            self.assets, selection=selection, resources=resources(self.landing, self.warehouse),
+            self.assets, selection=selection, resources=resources(self.landing, self.warehouse, self.tables),
             instance=self.instance, tags=range_tags(date.fromisoformat(first), date.fromisoformat(last)),
             raise_on_error=False,
         )
