@@ -11,6 +11,23 @@ from lakehouse_assets.sources import TABLES_BY_NAME, SourceTable
 NULL = None  # an empty unquoted field
 # CONTRACT 3 asks for "the raw text" of a reject without naming the column.
 RAW = next(c for c in ("raw_text", "raw") if c in REJECT_SCHEMA)
+# Field values that look like SQL: quotes, comments, `;`, `$$`, backslashes.
+SQL_VALUES = [
+    "'; DROP TABLE x; --",
+    "\" OR 1=1 --",
+    "' OR '1'='1",
+    "1; DELETE FROM bronze.core_order",
+    "\\'; DROP SCHEMA silver CASCADE; --",
+    "back\\slash\\\\n\\x00",
+    "$$ SELECT 1 $$",
+    "$tag$; DROP TABLE x; $tag$",
+    "%s %(x)s {0} ?",
+    "/* comment */ --",
+    "E'\\x41'",
+    "NULL",
+    "null",
+    "',)); ATTACH 'evil.duckdb' AS evil; --",
+]
 # `_dms_commit_ts` values that are not timestamps of the contract's format.
 BAD_TS = [
     "2024-12-08 22:15:00.1234567",  # 7 fraction digits
@@ -49,6 +66,13 @@ def record(table: SourceTable, op: str | None, ts: str, values: dict, seq: str |
     fields = ([op] if op is not None else []) + [ts]
     fields += [values.get(c) for c in table.column_names] + [seq]
     return ",".join(field(v) for v in fields)
+
+
+def order_record(i, op: str | None = "U", ts: str = "2024-12-08 22:15:00", **over) -> str:
+    """A core_order record, a paid order of 2024-12-08 unless `over` says otherwise."""
+    values = {"id": str(i), "tenant_id": "1", "customer_id": "10", "status": "paid", "currency": "EUR",
+              "total_amount": "12.50", "created_at": "2024-12-08 10:00:00", "updated_at": "2024-12-08 10:00:00"}
+    return record(TABLES_BY_NAME["core_order"], op, ts, values | over)
 
 
 def write(root: Path, table: str | SourceTable, name: str, lines: list[str], gz: bool = False) -> Path:
