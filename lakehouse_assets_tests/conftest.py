@@ -35,7 +35,7 @@ def scratch_session():
 
 @pytest.fixture
 def tiny_landing(tmp_path) -> Path:
-    """One tenant's customer and two paid orders of 2024-11-20 (gold_fixture.tiny_zone)."""
+    """One tenant's customer and two paid orders, 2024-11-28...2024-12-01 (gold_fixture.tiny_zone)."""
     from lakehouse_assets_tests.gold_fixture import tiny_zone
 
     return tiny_zone(tmp_path / "landing")
