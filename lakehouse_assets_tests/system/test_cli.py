@@ -2,13 +2,11 @@
 range, in a fresh DAGSTER_HOME, from outside the project folder, with only the contract's
 variables set."""
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from lakehouse_assets_tests.dagster_services import DAGSTER, service_env
 from lakehouse_assets_tests.harness import assert_same, snapshot
 from lakehouse_assets_tests.pipeline import run_pipeline
 
@@ -20,16 +18,9 @@ def test_partition_range_cli_with_only_the_contract_variables(small_zone, tmp_pa
     warehouse = tmp_path / "wh" / "lakehouse.duckdb"
     home = tmp_path / "dagster_home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "DAGSTER_"))}
-    env.update(
-        DAGSTER_HOME=str(home),
-        LAKEHOUSE_LANDING_URI=str(root),
-        LAKEHOUSE_DUCKDB_PATH=str(warehouse),
-        LAKEHOUSE_PARTITIONS_START="2024-01-01",
-    )
-    dagster = Path(sys.executable).with_name("dagster")
+    env = service_env(home, root, warehouse)  # the contract's variables, no other LAKEHOUSE_ or DAGSTER_
     proc = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "lakehouse_assets.definitions",
+        [str(DAGSTER), "asset", "materialize", "-m", "lakehouse_assets.definitions",
          "--select", "*", "--partition-range", summary.partition_range],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )

@@ -5,15 +5,14 @@ load or write to its end (storage/warehouse.py); another process waits for the l
 backoff, so separate `dagster` processes (as when runs are launched at once outside the run
 queue) wait their turn."""
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lakehouse_assets.sample_data import generate_landing_zone
 from lakehouse_assets.sources import SOURCE_TABLES
+from lakehouse_assets_tests.dagster_services import DAGSTER, service_env
 from lakehouse_assets_tests.harness import assert_same, snapshot
 
 pytestmark = pytest.mark.system
@@ -26,14 +25,10 @@ RANGES = ["2024-11-17...2024-11-23", "2024-11-24...2024-11-29", "2024-11-30...20
 def materialize(tmp_path: Path, landing: Path, warehouse: Path, select: str, span: str):
     home = tmp_path / f"home-{warehouse.stem}-{span[:10]}"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "DAGSTER_"))}
-    env.update(DAGSTER_HOME=str(home), LAKEHOUSE_LANDING_URI=str(landing),
-               LAKEHOUSE_DUCKDB_PATH=str(warehouse), LAKEHOUSE_PARTITIONS_START="2024-01-01")
-    dagster = Path(sys.executable).with_name("dagster")
     return subprocess.Popen(
-        [str(dagster), "asset", "materialize", "-m", "lakehouse_assets.definitions",
+        [str(DAGSTER), "asset", "materialize", "-m", "lakehouse_assets.definitions",
          "--select", select, "--partition-range", span],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path, env=service_env(home, landing, warehouse), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
 
