@@ -137,7 +137,8 @@ def test_files_landed_before_the_column_read_it_as_null_with_or_without_op(tmp_p
         record(ORDER, None, "2024-11-20 00:00:00", order(2)),  # old layout, without Op
         drifted(None, "2024-11-20 00:00:00", order(4), "X", None)[1:],  # new layout, without Op
     ])
-    result = run_pipeline(tmp_path, tmp_path / "w.duckdb", *SPAN, tables=TABLES_AFTER)
+    # one LOAD file, committed and created on 2024-11-20: one day
+    result = run_pipeline(tmp_path, tmp_path / "w.duckdb", "2024-11-20", "2024-11-20", tables=TABLES_AFTER)
     assert result.success
     bronze = table(tmp_path / "w.duckdb", "bronze.core_order", "id")
     assert bronze.select("id", "_op", "coupon_code", "_seq").rows() == [
