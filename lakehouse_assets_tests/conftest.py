@@ -44,7 +44,7 @@ def tiny_landing(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def small_zone(tmp_path_factory) -> Iterator[tuple[Path, object]]:
     """A generated landing zone of 9 days (2024-11-24...2024-12-02), clean: (root, summary).
-    Shared, read-only: a test that lands files copies it first (`copy_zone`)."""
+    Shared, read-only: a module that lands files works on a copy (assets/test_end_to_end.py)."""
     from lakehouse_assets.sample_data import generate_landing_zone
 
     root = tmp_path_factory.mktemp("small-zone") / "landing"

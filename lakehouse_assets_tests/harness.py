@@ -62,7 +62,8 @@ class Lakehouse:
 
     def run(self, request: RunRequest, expect_success: bool = True):
         result = materialize(
-            self.assets, selection=list(request.asset_selection), resources=resources(self.landing, self.warehouse, self.tables),
+            self.assets, selection=list(request.asset_selection),
+            resources=resources(self.landing, self.warehouse, self.tables),
             instance=self.instance, tags=dict(request.tags), raise_on_error=False,
         )
         if expect_success:
