@@ -66,3 +66,12 @@ def test_a_file_that_is_not_a_database_fails_at_once_without_lock_retries(tmp_pa
     with pytest.raises(duckdb.Error, match="not a valid DuckDB database"):
         DuckDBWarehouse(path=str(path)).session()
     assert waits == []  # waiting is for another writer's lock only (system/test_concurrency.py)
+
+
+def test_a_text_partition_column_is_refused_at_declaration():
+    """A text column compared with day bounds mis-files rows: a daily partition needs a date."""
+    from lakehouse_assets.schemas.types import PgType
+    from lakehouse_assets.storage.tables import TableRef, TableSpec
+
+    with pytest.raises(TypeError, match="needs a date or timestamptz column"):
+        TableSpec(TableRef("silver", "t"), {"id": PgType.BIGINT, "ts": PgType.TEXT}, partition_column="ts")

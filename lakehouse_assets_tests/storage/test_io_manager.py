@@ -194,6 +194,17 @@ def test_an_undeclared_table_is_refused(db):
     assert "silver/undeclared is not a declared warehouse table" in errors(result)
 
 
+def test_the_steps_of_a_run_share_one_open_warehouse(db, monkeypatch):
+    """Loads and writes of every step of a run go through one session, opened once."""
+    opened = []
+    real = DuckDBWarehouse.open_session
+    monkeypatch.setattr(DuckDBWarehouse, "open_session", lambda self: opened.append(1) or real(self))
+    PAYLOAD[days(2)] = frame((1, utc(2)), (2, utc(2)))
+    assert run(db, things, thing_count, first=2).success  # a write, a load, a write
+    assert len(opened) == 1
+    assert rows(db, "SELECT n FROM silver.thing_count") == [(2,)]
+
+
 def test_after_a_run_the_file_is_free_for_other_processes(db):
     PAYLOAD[days(2)] = frame((1, utc(2)))
     assert run(db, things, first=2).success
