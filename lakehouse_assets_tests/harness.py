@@ -43,12 +43,17 @@ class Lakehouse:
     def assets(self) -> list:
         return assets_for(self.tables)
 
+    def redeclare(self, tables: tuple[SourceTable, ...]) -> None:
+        """From now on the source tables are declared as `tables` (e.g. one gained a column):
+        the sensor, its definitions and the runs' assets are built from them."""
+        self.tables = tables
+
     def tick(self) -> SensorResult:
         sensor = build_landing_sensor(self.tables)
         everything = self.assets
         checks = [a for a in everything if isinstance(a, AssetChecksDefinition)]
         definitions = Definitions(assets=[a for a in everything if a not in checks], asset_checks=checks,
-                                  sensors=[sensor], resources=resources(self.landing, self.warehouse))
+                                  sensors=[sensor], resources=resources(self.landing, self.warehouse, self.tables))
         with build_sensor_context(
             instance=self.instance, cursor=self.cursor, definitions=definitions,
             resources={"landing": LandingZone(uri=str(self.landing)),
@@ -60,7 +65,8 @@ class Lakehouse:
 
     def run(self, request: RunRequest, expect_success: bool = True):
         result = materialize(
-            self.assets, selection=list(request.asset_selection), resources=resources(self.landing, self.warehouse),
+            self.assets, selection=list(request.asset_selection),
+            resources=resources(self.landing, self.warehouse, self.tables),
             instance=self.instance, tags=dict(request.tags), raise_on_error=False,
         )
         if expect_success:
@@ -84,7 +90,7 @@ class Lakehouse:
     def backfill(self, first: str, last: str, selection=None, expect_success: bool = True):
         """A run over days as the UI or the CLI launches it (not the sensor's)."""
         result = materialize(
-            self.assets, selection=selection, resources=resources(self.landing, self.warehouse),
+            self.assets, selection=selection, resources=resources(self.landing, self.warehouse, self.tables),
             instance=self.instance, tags=range_tags(date.fromisoformat(first), date.fromisoformat(last)),
             raise_on_error=False,
         )

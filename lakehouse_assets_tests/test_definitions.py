@@ -1,10 +1,13 @@
 """The code location loads, and the catalog says what every asset is (issue: catalog)."""
 
+import pytest
 from dagster import AssetKey, Definitions
 from dagster._core.definitions.backfill_policy import BackfillPolicyType
 
 from lakehouse_assets.definitions import defs
 from lakehouse_assets.sources import SOURCE_TABLES
+
+pytestmark = pytest.mark.unit
 
 
 def graph():
@@ -63,3 +66,20 @@ def test_every_table_has_a_pandera_check_and_silver_gold_block():
         "product_id_points_to_products",
         "email_unique_per_tenant_id",
     }
+
+
+def test_days_of_an_asset_map_to_the_same_days_downstream():
+    """A backfill of some days targets those days of every asset below (what a step reads is
+    its own business: the key state, silver's days a gold cell counts on), never every later
+    partition, as the old AllPartitionMapping from silver to gold did."""
+    g = graph()
+    days = ["2024-12-01", "2024-12-02", "2024-12-03"]
+    for key in g.get_all_asset_keys():
+        child = g.get(key)
+        for parent_key in child.parent_keys:
+            parent = g.get(parent_key)
+            mapping = g.get_partition_mapping(key, parent_key)
+            subset = parent.partitions_def.empty_subset().with_partition_keys(days)
+            downstream = mapping.get_downstream_partitions_for_partitions(
+                subset, parent.partitions_def, child.partitions_def)
+            assert sorted(downstream.get_partition_keys()) == days, (parent_key, key, mapping)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The browser of the UI tests (lakehouse_assets_tests/test_ui_browser.py): Debian's chromium,
+# The browser of the UI tests (lakehouse_assets_tests/system/test_ui_browser.py): Debian's chromium,
 # driven by the Python playwright package (Playwright's own browser download is not used).
 # Installs it when /usr/bin/chromium is missing; needs root (as in CI).
 set -euo pipefail

@@ -37,8 +37,10 @@ def differences(session: Session, tables: tuple[SourceTable, ...], run_id: str):
     rejects = session.scan(REJECTS, Scope(files=files), ["table_name", "_source_file", "_partition_date"])
     stored.append(f"SELECT table_name, _source_file, _partition_date, 0, count(*) FROM {rejects} GROUP BY ALL")
     diff = con.sql(f"""
-        WITH s AS (SELECT table_name, _source_file, d AS _partition_date, sum(n) AS stored_changes,
-                          sum(r) AS stored_rejects FROM ({' UNION ALL '.join(stored)}) GROUP BY ALL)
+        WITH s AS (SELECT table_name, _source_file, d AS _partition_date,
+                          -- BIGINT: a sum is HUGEINT, a Decimal in Python, which JSON metadata refuses
+                          CAST(sum(n) AS BIGINT) AS stored_changes, CAST(sum(r) AS BIGINT) AS stored_rejects
+                   FROM ({' UNION ALL '.join(stored)}) GROUP BY ALL)
         SELECT table_name, _source_file, CAST(_partition_date AS VARCHAR) AS day,
                coalesce(m.changes, 0) AS changes, coalesce(m.rejects, 0) AS rejects,
                coalesce(s.stored_changes, 0) AS stored_changes, coalesce(s.stored_rejects, 0) AS stored_rejects

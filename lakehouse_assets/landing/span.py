@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 from datetime import date, datetime, timezone
 
-from lakehouse_assets.settings import settings
 from lakehouse_assets.landing.files import LocalLandingStore
 from lakehouse_assets.landing.reader import read_table
+from lakehouse_assets.settings import settings
 from lakehouse_assets.sources import SOURCE_TABLES
 from lakehouse_assets.values import parse_sql, quote_ident, run_sql
 

@@ -20,7 +20,7 @@ import polars as pl
 from lakehouse_assets.schemas.types import duckdb_type
 from lakehouse_assets.storage.scope_sql import scope_predicate, temp_name
 from lakehouse_assets.storage.tables import Rows, Scope, TableRef, TableSpec, WarehouseBusy, WriteResult
-from lakehouse_assets.values import quote_ident, register
+from lakehouse_assets.values import quote_ident, quote_literal, register
 
 HEADER_BYTES = 3 * 4096  # a DuckDB file starts with three 4 KiB headers
 LOCK_WAIT = [min(0.2 * 1.5**i, 5.0) for i in range(30)]  # about two minutes in all
@@ -148,11 +148,11 @@ class DuckDBSession:
 
 def configure(con: duckdb.DuckDBPyConnection, memory_limit: str, spill_dir: str | None) -> None:
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
     # Insertion order is not a property of a table here: without it big inserts stream.
     con.execute("SET preserve_insertion_order = false")
     if spill_dir:
-        con.execute(f"SET temp_directory = '{spill_dir}'")
+        con.execute(f"SET temp_directory = {quote_literal(spill_dir)}")  # a path may hold quotes
 
 
 def open_session(path: str, memory_limit: str) -> DuckDBSession:

@@ -69,8 +69,10 @@ class WarehouseIOManager(IOManager):
 
     def handle_output(self, context: OutputContext, obj: Replacement | pl.DataFrame) -> None:
         replacement = obj if isinstance(obj, Replacement) else Replacement(obj)
-        if not isinstance(replacement.rows, (str, pl.DataFrame)) and not hasattr(replacement.rows, "__iter__"):
-            raise TypeError(f"the warehouse stores polars frames or staged relations, not {type(obj).__name__}")
+        rows = replacement.rows
+        if not isinstance(rows, (str, pl.DataFrame)) and (isinstance(rows, Mapping) or not hasattr(rows, "__iter__")):
+            # (a mapping iterates its keys: it would be taken for frames, failing obscurely)
+            raise TypeError(f"the warehouse stores polars frames or staged relations, not {type(rows).__name__}")
         spec = replacement.spec or self.spec(context)
         scope = self._scope(context, spec, replacement)
         session = self.warehouse.session()

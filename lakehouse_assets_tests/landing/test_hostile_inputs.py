@@ -5,9 +5,8 @@
 - Entries of a table folder that are not DMS landing files (names with `..`, shell
   characters, look-alike unicode; symlinks leaving the root; loops; FIFOs) are ignored with a
   reason and never read; read_table does not raise.
-- Values that look like SQL arrive in bronze verbatim and, through the whole pipeline into the
-  DuckDB file, unchanged, with no SQL run from them and no table outside bronze/silver/gold.
-- Partition filters and identifier / literal quoting keep hostile keys and names inert.
+- Values that look like SQL arrive in bronze verbatim (through the whole pipeline:
+  assets/test_hostile_values.py; scopes and quoting: storage/test_hostile_scopes.py).
 - The S3 landing store never reads outside its prefix, whatever the keys say.
 """
 
@@ -21,13 +20,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
-from dagster import DagsterInstance, StaticPartitionsDefinition, asset, materialize
-from dagster._core.definitions.partitions.utils import TimeWindow
-from dagster._core.storage.db_io_manager import TablePartitionDimension, TableSlice
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from lakehouse_assets.landing.files import LandingFile, LocalLandingStore
@@ -35,55 +30,21 @@ from lakehouse_assets.landing.reader import read_table
 from lakehouse_assets.landing.s3 import S3LandingStore, check_relative
 from lakehouse_assets.resources.landing import LandingZone
 from lakehouse_assets.sources import TABLES_BY_NAME
-from lakehouse_assets.storage.duckdb_io import (
-    LakehouseDuckDbClient,
-    LakehouseDuckDBIOManager,
-    partition_filter,
-)
-from lakehouse_assets.values import quote_ident, quote_literal
-from lakehouse_assets_tests.landing_builder import record, write
+from lakehouse_assets_tests.examples import fixed
+from lakehouse_assets_tests.landing_builder import RAW, SQL_VALUES, order_record, put, record, write
 from lakehouse_assets_tests.moto_server import aws  # noqa: F401  (fixture)
-from lakehouse_assets_tests.pipeline import run_pipeline
-from lakehouse_assets_tests.test_landing_reader import RAW, put
+
+pytestmark = pytest.mark.unit
 
 ORDER = TABLES_BY_NAME["core_order"]
-CUSTOMER = TABLES_BY_NAME["core_customer"]
 FOLDER = ORDER.landing_folder
 INGESTED = datetime(2024, 12, 9, 6, 0, tzinfo=timezone.utc)
 TS = "2024-12-08 22:15:00"
 SECRET = "SECRET-OUTSIDE-THE-LANDING-ROOT"
 
 
-def fixed(max_examples: int, fixed_seed: int):
-    """Fixed budget and seed, derandomized, no example database: the same cases every run."""
-
-    def decorate(test):
-        test = settings(
-            max_examples=max_examples,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            print_blob=False,
-            suppress_health_check=[HealthCheck.too_slow],
-        )(test)
-        return seed(fixed_seed)(test)
-
-    return decorate
-
-
 def order(i, op="U", ts=TS, **over) -> str:
-    values = {
-        "id": str(i),
-        "tenant_id": "1",
-        "customer_id": "10",
-        "status": "paid",
-        "currency": "EUR",
-        "total_amount": "12.50",
-        "created_at": "2024-12-08 10:00:00",
-        "updated_at": "2024-12-08 10:00:00",
-    }
-    values.update(over)
-    return record(ORDER, op, ts, values)
+    return order_record(i, op, ts, **over)
 
 
 def read(root, table=ORDER):
@@ -113,13 +74,12 @@ def frames(result) -> tuple:
     return (
         result.changes.sort("_source_file", "_source_row"),
         result.rejects.sort("_source_file", "_source_row"),
-        result.manifest.sort("_source_file"),
+        result.manifest.sort("_source_file").drop("etag"),  # size and mtime: when written, not what
         sorted(result.ignored),
     )
 
 
 # --- hostile landing roots ---------------------------------------------------------------------
-
 HOSTILE_DIRS = [
     "with space",
     "ünïcødé 数据 😀",
@@ -335,22 +295,6 @@ def test_fifo_named_like_a_landing_file_is_ignored_never_opened(tmp_path):
 
 # --- values that look like SQL ----------------------------------------------------------------
 
-SQL_VALUES = [
-    "'; DROP TABLE x; --",
-    "\" OR 1=1 --",
-    "' OR '1'='1",
-    "1; DELETE FROM bronze.core_order",
-    "\\'; DROP SCHEMA silver CASCADE; --",
-    "back\\slash\\\\n\\x00",
-    "$$ SELECT 1 $$",
-    "$tag$; DROP TABLE x; $tag$",
-    "%s %(x)s {0} ?",
-    "/* comment */ --",
-    "E'\\x41'",
-    "NULL",
-    "null",
-    "',)); ATTACH 'evil.duckdb' AS evil; --",
-]
 sql_text = st.one_of(
     st.sampled_from(SQL_VALUES),
     st.text(st.sampled_from("'\";-\\$%()=*/ ORDROPTABLE1,\n"), min_size=1, max_size=30),
@@ -375,213 +319,6 @@ def test_sql_looking_values_arrive_in_bronze_verbatim(tmp_path_factory, values, 
     assert result.rejects[RAW].to_list() == [rejected]
     op = bad_op if bad_op not in ("I", "U", "D") else bad_op + "'"
     assert op in result.rejects["reason"][0]
-
-
-def test_sql_looking_values_reach_duckdb_unchanged_and_run_no_sql(tmp_path):
-    """The whole pipeline over a tiny landing zone (in a root and a warehouse path with shell
-    and SQL characters) whose values are SQL payloads: bronze, silver, quarantine and rejects
-    in the DuckDB file hold them unchanged, no payload ran (no extra table, schema, view or
-    attached database, no file written by COPY) and every table is in bronze/silver/gold."""
-    canary = tmp_path / "canary"
-    canary.mkdir()
-    copy_to = canary / "pwned.csv"
-    payloads = SQL_VALUES + [
-        f"'); COPY (SELECT 42) TO '{copy_to}'; --",
-        f"\"; COPY (SELECT 42) TO '{copy_to}' (FORMAT csv); --",
-        "'; CREATE TABLE main.pwned AS SELECT 1; --",
-        "'; CREATE VIEW bronze.pwned AS SELECT 1; --",
-        f"'; ATTACH '{canary / 'evil.duckdb'}' AS evil; --",
-    ]
-    root = tmp_path / "land $(touch PWNED); 'it''s' \"q\"" / "zone"
-    warehouse = tmp_path / "wh; '$(x)' \"y\"" / "lake house.duckdb"
-    orders = {
-        str(k + 1): {"currency": p, "status": "paid" if k % 2 else p, "customer_id": str(k + 1)}
-        for k, p in enumerate(payloads)
-    }
-    write(root, ORDER, "LOAD00000001.csv", [order(i, op="I", **v) for i, v in orders.items()])
-    customers = {
-        str(k + 1): {
-            "id": str(k + 1), "tenant_id": "1", "email": p, "full_name": p[::-1], "country": p[:2],
-            "attributes": json.dumps({"note": p, p: [p]}), "created_at": "2024-12-08 10:00:00",
-            "updated_at": "2024-12-08 10:00:00",
-        }
-        for k, p in enumerate(payloads)
-    }
-    write(root, CUSTOMER, "LOAD00000001.csv", [record(CUSTOMER, "I", TS, v) for v in customers.values()])
-    bad_op = payloads[0]
-    rejected = order(999, op=bad_op, currency=payloads[1])
-    write(root, ORDER, "20241208-221500123.csv", [rejected])
-
-    result = run_pipeline(root, warehouse, "2024-12-08", "2024-12-08")
-    assert result.success
-    materialized = {tuple(e.asset_key.path) for e in result.get_asset_materialization_events()}
-
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        bronze = {r[0]: r for r in con.execute(
-            "SELECT id, currency, status FROM bronze.core_order").fetchall()}
-        assert {i: (i, v["currency"], v["status"]) for i, v in orders.items()} == bronze
-        silver = dict(con.execute("SELECT CAST(id AS VARCHAR), currency FROM silver.orders").fetchall())
-        quarantined = dict(con.execute(
-            "SELECT CAST(id AS VARCHAR), status FROM silver.orders_quarantine").fetchall())
-        for i, v in orders.items():
-            if v["status"] == "paid":
-                assert silver[i] == v["currency"]
-            else:  # not an order status: quarantined, with the text unchanged
-                assert quarantined[i] == v["status"] and i not in silver
-        cust = {str(r[0]): r[1:] for r in con.execute(
-            "SELECT id, email, full_name, country, attributes FROM silver.customers").fetchall()}
-        assert set(cust) == set(customers)
-        for i, v in customers.items():
-            email, full_name, country, attributes = cust[i]
-            assert (email, full_name, country) == (v["email"], v["full_name"], v["country"])
-            assert json.loads(attributes) == json.loads(v["attributes"])
-        rejects = con.execute("SELECT raw_text, reason FROM bronze.cdc_rejects").fetchall()
-        assert [r[0] for r in rejects] == [rejected]
-        assert bad_op in rejects[0][1]
-
-        tables = set(con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall())
-        assert tables == materialized, tables ^ materialized
-        assert {s for s, _ in tables} == {"bronze", "silver", "gold"}
-        views = con.execute("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()
-        assert views == []
-        schemas = {r[0] for r in con.execute("SELECT schema_name FROM duckdb_schemas() WHERE NOT internal").fetchall()}
-        assert schemas <= {"main", "bronze", "silver", "gold"}, schemas
-        databases = {r[0] for r in con.execute("SELECT database_name FROM duckdb_databases() WHERE NOT internal").fetchall()}
-        assert "evil" not in databases and len(databases) == 1, databases
-    finally:
-        con.close()
-    assert list(canary.iterdir()) == []
-    assert not list(tmp_path.rglob("PWNED"))
-
-
-# --- partition filters, identifiers and literals ----------------------------------------------
-
-HOSTILE_KEYS = [
-    "x' OR '1'='1",
-    "x') OR ('1'='1",
-    "' OR 1=1 --",
-    "a'; DROP TABLE t; --",
-    '" OR ""="',
-    "\\' OR 1=1 --",
-    "%",
-    "_",
-    "*",
-    "",
-]
-
-
-@pytest.fixture
-def keyed():
-    """An in-memory table whose key column has a hostile name; keys 'a' and 'b' only."""
-    con = duckdb.connect()
-    col = 'k" OR 1=1 --'
-    con.execute(f"CREATE TABLE t ({quote_ident(col)} VARCHAR, d DATE)")
-    con.execute("INSERT INTO t VALUES ('a', DATE '2024-12-01'), ('b', DATE '2024-12-02'), ('a', DATE '2024-12-03')")
-    yield con, col
-    con.close()
-
-
-@pytest.mark.parametrize("key", HOSTILE_KEYS)
-def test_static_partition_key_that_looks_like_sql_selects_nothing(keyed, key):
-    """A static partition key such as `x' OR '1'='1` is a literal: the filter selects the rows
-    with exactly that key (none here), never everything; with a hostile column name too."""
-    con, col = keyed
-    where = partition_filter([TablePartitionDimension(col, [key])], {})
-    assert con.execute(f"SELECT count(*) FROM t WHERE {where}").fetchall() == [(0,)]
-    both = partition_filter([TablePartitionDimension(col, [key, "a"])], {})
-    assert con.execute(f"SELECT count(*) FROM t WHERE {both}").fetchall() == [(2,)]
-    con.execute(f"DELETE FROM t WHERE {where}")
-    assert con.execute("SELECT count(*) FROM t").fetchall() == [(3,)]
-
-
-@fixed(100, 62)
-@given(st.text(min_size=1, max_size=20), st.lists(st.text(max_size=10), min_size=1, max_size=4))
-def test_quote_ident_and_quote_literal_round_trip_any_text(name, keys):
-    """For any text, `quote_literal` is that exact string value and `quote_ident` that exact
-    column name; a partition filter over a column of that name with those keys selects
-    exactly the rows whose key is one of them."""
-    con = duckdb.connect()
-    try:
-        got = con.execute(f"SELECT {quote_literal(name)} AS {quote_ident(name)}")
-        assert got.fetchall() == [(name,)]
-        assert [d[0] for d in got.description] == [name]
-        con.execute(f"CREATE TABLE t ({quote_ident(name)} VARCHAR)")
-        stored = sorted({"a", "b", *keys})
-        con.executemany("INSERT INTO t VALUES (?)", [[k] for k in stored])
-        where = partition_filter([TablePartitionDimension(name, keys)], {})
-        selected = sorted(r[0] for r in con.execute(f"SELECT * FROM t WHERE {where}").fetchall())
-        assert selected == sorted(set(keys))
-    finally:
-        con.close()
-
-
-def test_time_window_filter_and_select_statement_quote_hostile_names(keyed):
-    """A daily window over a DATE column, and the IO manager's SELECT over a schema, table and
-    columns with hostile names, select exactly what they should."""
-    con, col = keyed
-    window = TimeWindow(datetime(2024, 12, 2, tzinfo=timezone.utc), datetime(2024, 12, 4, tzinfo=timezone.utc))
-    where = partition_filter([TablePartitionDimension("d", window)], {"d": "DATE"})
-    assert con.execute(f"SELECT count(*) FROM t WHERE {where}").fetchall() == [(2,)]
-    with pytest.raises(TypeError):
-        partition_filter([TablePartitionDimension(col, window)], {col: "VARCHAR"})
-
-    schema, table, column = "s'; DROP TABLE t; --", 'tab"le; --', "c' OR '1'='1"
-    con.execute(f"CREATE SCHEMA {quote_ident(schema)}")
-    con.execute(f"CREATE TABLE {quote_ident(schema)}.{quote_ident(table)} ({quote_ident(column)} VARCHAR)")
-    con.execute(f"INSERT INTO {quote_ident(schema)}.{quote_ident(table)} VALUES ('x'), ('y')")
-    sql = LakehouseDuckDbClient.get_select_statement(
-        TableSlice(table=table, schema=schema, columns=[column],
-                   partition_dimensions=[TablePartitionDimension(column, ["x' OR '1'='1"])])
-    )
-    assert con.execute(sql).fetchall() == []
-    sql = LakehouseDuckDbClient.get_select_statement(
-        TableSlice(table=table, schema=schema, columns=[column],
-                   partition_dimensions=[TablePartitionDimension(column, ["y"])])
-    )
-    assert con.execute(sql).fetchall() == [("y",)]
-    assert con.execute("SELECT count(*) FROM t").fetchall() == [(3,)]
-
-
-PARTITION_KEYS = ["a", "x' OR '1'='1", "z'); DROP TABLE bronze.hostile; --"]
-
-
-def test_duckdb_io_manager_replaces_only_the_hostile_partition(tmp_path):
-    """Through Dagster and the DuckDB IO manager, static partitions keyed `x' OR '1'='1` and
-    `z'); DROP TABLE ...`: re-materializing one replaces only its rows (partition `a` keeps
-    its own), and a downstream asset loads only the rows of its partition."""
-    parts = StaticPartitionsDefinition(PARTITION_KEYS)
-
-    @asset(key_prefix=["bronze"], partitions_def=parts, metadata={"partition_expr": "k"})
-    def hostile(context) -> pl.DataFrame:
-        k = context.partition_key
-        return pl.DataFrame({"k": [k, k], "v": [f"{k}#1", f"{k}#2"]})
-
-    @asset(key_prefix=["silver"], partitions_def=parts, metadata={"partition_expr": "k"})
-    def loaded(context, hostile: pl.DataFrame) -> pl.DataFrame:
-        return hostile.with_columns(pl.lit(context.partition_key).alias("asked"), pl.lit(len(hostile)).alias("n"))
-
-    warehouse = tmp_path / "w.duckdb"
-    instance = DagsterInstance.ephemeral()
-    for key in [*PARTITION_KEYS, PARTITION_KEYS[1], PARTITION_KEYS[2]]:
-        result = materialize(
-            [hostile, loaded],
-            partition_key=key,
-            resources={"io_manager": LakehouseDuckDBIOManager(database=str(warehouse))},
-            instance=instance,
-            raise_on_error=False,
-        )
-        assert result.success, key
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        rows = sorted(con.execute("SELECT k, v FROM bronze.hostile").fetchall())
-        assert rows == sorted((k, f"{k}#{n}") for k in PARTITION_KEYS for n in (1, 2))
-        loaded_rows = con.execute("SELECT k, asked, n FROM silver.loaded").fetchall()
-        assert sorted(loaded_rows) == sorted((k, k, 2) for k in PARTITION_KEYS for _ in (1, 2))
-        tables = set(con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall())
-        assert tables == {("bronze", "hostile"), ("silver", "loaded")}
-    finally:
-        con.close()
 
 
 # --- the S3 landing store ----------------------------------------------------------------------
@@ -630,6 +367,7 @@ class RecordingClient:
         return getattr(self._client, name)
 
 
+@pytest.mark.system  # a moto S3 server: this one test of the module is of the system tier
 def test_s3_keys_with_dot_dot_and_shell_characters_are_ignored_never_read(aws):  # noqa: F811
     """On an S3 server, keys under the table prefix named `..`, `.`, ``, `../../secret/...`,
     `../core_order/...` or with shell characters are reported and never fetched; nothing

@@ -1,6 +1,6 @@
 """Exposure (issue: nothing lost, hostile input): credentials never reach a log line, an event,
 metadata or an error message, also when a run fails; the services listen on loopback only
-(that half is in test_live_dagster.py, against the running webserver)."""
+(that half is in system/test_live_dagster.py, against the running webserver)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, materialize
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from lakehouse_assets.resources import resources_for_environment
+from lakehouse_assets.resources import resources_for
+from lakehouse_assets.runs import RANGE_END_TAG, RANGE_START_TAG
+from lakehouse_assets.settings import Settings
 from lakehouse_assets.sources import TABLES_BY_NAME
 from lakehouse_assets_tests.landing_builder import record, write
-from lakehouse_assets_tests.moto_server import ACCESS_KEY, SECRET_KEY, aws  # noqa: F401  (fixture)
+from lakehouse_assets_tests.moto_server import ACCESS_KEY, SECRET_KEY, shared_aws  # noqa: F401  (fixture)
 from lakehouse_assets_tests.pipeline import ALL_ASSETS
 
-PROJECT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.system
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def everything_logged(instance: DagsterInstance, run_id: str) -> str:
@@ -31,7 +31,8 @@ def everything_logged(instance: DagsterInstance, run_id: str) -> str:
 
 
 @pytest.fixture
-def aws_env(aws, monkeypatch, tmp_path):  # noqa: F811  (the moto fixture)
+def aws_env(shared_aws, monkeypatch, tmp_path):  # noqa: F811  (the moto fixture)
+    aws = shared_aws
     aws.reset()
     order = TABLES_BY_NAME["core_order"]
     write(tmp_path, order, "20241201-000000000.csv", [record(order, "I", "2024-12-01 10:00:00", {
@@ -56,9 +57,9 @@ def test_a_failing_aws_run_says_why_without_a_credential(aws_env, monkeypatch, b
     instance = DagsterInstance.ephemeral()
     result = materialize(
         ALL_ASSETS,
-        resources=resources_for_environment(),
+        resources=resources_for(Settings.from_environ(os.environ)),
         instance=instance,
-        tags={ASSET_PARTITION_RANGE_START_TAG: "2024-12-01", ASSET_PARTITION_RANGE_END_TAG: "2024-12-01"},
+        tags={RANGE_START_TAG: "2024-12-01", RANGE_END_TAG: "2024-12-01"},
         raise_on_error=False,
     )
     assert not result.success

@@ -26,6 +26,8 @@ CDC_NAME = re.compile(r"^(\d{8})-(\d{9})\.csv(\.gz)?$")
 COMMIT_TS = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$")
 SCALE = 0.01
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory) -> tuple[Path, object]:

@@ -16,6 +16,8 @@ from lakehouse_assets.definitions import defs
 from lakehouse_assets.sample_data import generate_landing_zone
 from lakehouse_assets_tests.dagster_services import FINISHED, PROJECT, log_tail, running_dagster
 
+pytestmark = pytest.mark.system
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]

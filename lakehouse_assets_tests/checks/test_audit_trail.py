@@ -1,6 +1,10 @@
 """The audit trail (issue: nothing lost): the landing manifest lists every landed file with
 where its records went, and a blocking check compares it with what the warehouse holds; a
-record lost or doubled in storage fails it, names the file and stops silver."""
+record lost or doubled in storage fails it, names the file and stops silver.
+
+The check counts the files its own run wrote (checks/reconcile.py): a row lost from storage
+after the run is found by the same comparison (`differences`) over that run's files, and a
+row lost while a run writes fails that run's check."""
 
 from __future__ import annotations
 
@@ -15,19 +19,19 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, materialize
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
 
-from lakehouse_assets.checks.reconcile import differences, stored_counts
-from lakehouse_assets.resources.landing import LandingZone
+from lakehouse_assets.checks.reconcile import differences
+from lakehouse_assets.runs import range_tags
 from lakehouse_assets.sample_data import generate_landing_zone
 from lakehouse_assets.sources import SOURCE_TABLES
-from lakehouse_assets.storage.duckdb_io import LakehouseDuckDBIOManager
+from lakehouse_assets.storage.tables import TableRef
+from lakehouse_assets.storage.warehouse import DuckDBWarehouse
+from lakehouse_assets_tests.harness import failures
 from lakehouse_assets_tests.landing_builder import write
-from lakehouse_assets_tests.pipeline import ALL_ASSETS, run_pipeline, table
+from lakehouse_assets_tests.pipeline import ALL_ASSETS, resources, run_pipeline, table
+
+pytestmark = pytest.mark.pipeline
 
 MANIFEST = AssetKey(["bronze", "landing_manifest"])
 RECONCILE = AssetCheckKey(MANIFEST, "files_reconcile")
@@ -46,7 +50,7 @@ def records_in(path: Path) -> int:
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("audit")
     landing = root / "landing"
-    summary = generate_landing_zone(landing, scale=0.02, seed=11, dirty_rate=0.02, history_days=15, cdc_days=3)
+    summary = generate_landing_zone(landing, scale=0.02, seed=11, dirty_rate=0.02, history_days=7, cdc_days=2)
     # A file with no record at all is still a file seen; unreadable records are rejects.
     write(landing, "core_invoice", "20241130-120000000.csv", [])
     write(landing, "core_order", "20241130-130000000.csv",
@@ -102,7 +106,7 @@ def test_a_clean_run_reconciles(built):
 
 @pytest.mark.parametrize("tamper", ["lose a row", "double a row"])
 def test_a_row_lost_or_doubled_in_storage_is_a_difference_of_its_file(built, tmp_path, tamper):
-    landing, clean, span, _ = built
+    landing, clean, span, result = built
     warehouse = tmp_path / "tampered.duckdb"
     shutil.copyfile(clean, warehouse)
     con = duckdb.connect(str(warehouse))
@@ -116,51 +120,60 @@ def test_a_row_lost_or_doubled_in_storage_is_a_difference_of_its_file(built, tmp
         con.execute("INSERT INTO bronze.core_order SELECT * FROM bronze.core_order WHERE _source_file = ? LIMIT 1",
                     [victim])
     con.close()
-    result = run_with_check(landing, warehouse, span)
-    assert victim in check_result(result, RECONCILE).description
-    # and exactly that file's count, by one row
-    con = duckdb.connect(str(warehouse), read_only=True)
-    frames = {t.name: con.sql(f"SELECT _source_file, _commit_ts FROM bronze.{t.name}").pl() for t in SOURCE_TABLES}
-    frames["rejects"] = con.sql("SELECT table_name, _source_file, _partition_date FROM bronze.cdc_rejects").pl()
-    manifest = con.sql("SELECT * FROM bronze.landing_manifest").pl()
-    con.close()
-    diff = differences(manifest, stored_counts(SOURCE_TABLES, frames))
+    store = DuckDBWarehouse(path=str(warehouse))
+    try:
+        checked, diff = differences(store.session(), SOURCE_TABLES, result.run_id)
+    finally:
+        store.release()
+    assert checked > 100
+    # exactly that file's count, by one row
     assert diff["_source_file"].unique().to_list() == [victim]
     expected = -1 if tamper == "lose a row" else 1
     assert (diff["stored_changes"] - diff["changes"]).to_list() == [expected]
 
 
+class LosingWarehouse(DuckDBWarehouse):
+    """A store that loses the rows of one landing file right after bronze writes them."""
+
+    lose: str
+
+    def open_session(self):
+        session = super().open_session()
+        replace = session.replace
+
+        def losing(spec, rows, scope):
+            written = replace(spec, rows, scope)
+            if spec.ref == TableRef("bronze", "core_event"):
+                session.con.execute(f"DELETE FROM {session.qualified(spec.ref)} WHERE _source_file = ?", [self.lose])
+            return written
+
+        session.replace = losing
+        return session
+
+
 def test_the_check_in_a_run_fails_naming_the_file_and_silver_does_not_run(built, tmp_path):
-    landing, clean, span, _ = built
-    warehouse = tmp_path / "tampered.duckdb"
-    shutil.copyfile(clean, warehouse)
-    con = duckdb.connect(str(warehouse))
-    victim = con.execute("SELECT _source_file FROM bronze.core_event ORDER BY _source_file LIMIT 1").fetchone()[0]
-    con.execute("DELETE FROM bronze.core_event WHERE _source_file = ?", [victim])
-    before = con.execute("SELECT count(*) FROM silver.orders").fetchone()[0]
-    con.execute("DELETE FROM silver.orders")  # so that a silver run would show
-    con.close()
-    result = run_with_check(landing, warehouse, span)
+    landing, _, span, _ = built
+    victim = str(min((landing / "public" / "core_event").iterdir()).relative_to(landing))
+    warehouse = tmp_path / "losing.duckdb"
+    result = materialize(
+        ALL_ASSETS,
+        resources={**resources(landing, warehouse), "warehouse": LosingWarehouse(path=str(warehouse), lose=victim)},
+        instance=DagsterInstance.ephemeral(),
+        tags=range_tags(date.fromisoformat(span[0]), date.fromisoformat(span[1])),
+        raise_on_error=False,
+    )
+    [failure] = failures(result)  # the blocking check's, and nothing else
+    assert "1 blocking asset check failed" in failure and "bronze/landing_manifest" in failure
     evaluation = check_result(result, RECONCILE)
     assert not evaluation.passed
     assert victim in evaluation.description
     assert victim in str(evaluation.metadata["differences"].value)
-    # blocking: silver.orders, downstream of the manifest, was not materialized
-    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
-    assert AssetKey(["silver", "orders"]) not in materialized
-    assert before > 0 and table(warehouse, "silver.orders").height == 0
-
-
-def run_with_check(landing: Path, warehouse: Path, span):
-    """The check of the manifest (it reads the manifest and bronze as stored) and silver."""
-    return materialize(
-        ALL_ASSETS,
-        selection=AssetSelection.checks(RECONCILE) | AssetSelection.assets(AssetKey(["silver", "orders"])),
-        resources={
-            "landing": LandingZone(uri=str(landing)),
-            "io_manager": LakehouseDuckDBIOManager(database=str(warehouse)),
-        },
-        instance=DagsterInstance.ephemeral(),
-        tags={ASSET_PARTITION_RANGE_START_TAG: span[0], ASSET_PARTITION_RANGE_END_TAG: span[1]},
-        raise_on_error=False,
-    )
+    # blocking: silver, downstream of the manifest, was not materialized, nor was gold
+    materialized = {e.asset_key.path[0] for e in result.get_asset_materialization_events()}
+    assert materialized == {"bronze"}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'silver'"
+                           ).fetchone()[0] == 0
+    finally:
+        con.close()

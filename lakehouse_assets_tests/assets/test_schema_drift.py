@@ -6,7 +6,9 @@ the old and new counts, the table's `no_schema_drift` check fails and the run lo
 same; other tables go on. Replayed once the declaration gains the column (`added_later=True`,
 since older files lack it): the landing sensor sees the declaration changed and reads the
 table's files again, so the rejected records reach bronze and silver with the new column,
-exactly as if the column had always been declared.
+exactly as if the column had always been declared. The replay reads the rejected records
+back from `bronze.cdc_rejects` (ingest/replay.py), in a run of the changed declarations
+(`assets_for`) or in the one the landing sensor requests (the harness's `redeclare`).
 
 Pinned reading of the contract: the new column arrives after the table's declared columns and
 before `_dms_seq`, as DMS appends a source column to its table's columns.
@@ -17,15 +19,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from dagster import AssetCheckKey, AssetKey, DagsterInstance, Definitions, build_sensor_context, materialize
+from dagster import AssetCheckKey, AssetKey, DagsterInstance
 
-from lakehouse_assets.resources.landing import LandingZone
-from lakehouse_assets.sensors.landing import build_landing_sensor
-from lakehouse_assets.sources import SOURCE_TABLES, TABLES_BY_NAME, Column, PgType
-from lakehouse_assets.storage.duckdb_io import LakehouseDuckDBIOManager
+from lakehouse_assets.sources import TABLES_BY_NAME, Column, PgType, SOURCE_TABLES
+from lakehouse_assets_tests.harness import Lakehouse, keys, only_request, snapshot, span
 from lakehouse_assets_tests.landing_builder import field, record, write
-from lakehouse_assets_tests.pipeline import assets_for, run_pipeline, table
-from lakehouse_assets_tests.test_end_to_end import snapshot
+from lakehouse_assets_tests.pipeline import run_pipeline, table
+
+pytestmark = pytest.mark.pipeline
 
 ORDER = TABLES_BY_NAME["core_order"]
 CUSTOMER = TABLES_BY_NAME["core_customer"]
@@ -94,7 +95,8 @@ def test_drift_is_detected_per_file_and_its_records_kept_as_rejects(before):
     assert check.metadata["files"].value == [
         {"_source_file": DRIFTED, "fields_expected": 11, "fields_found": 12, "rejects": 2}]
     logged = [e.user_message for e in instance.all_logs(result.run_id) if e.level >= 40]
-    assert any("schema drift in core_order" in m and DRIFTED in m and "8 columns -> 9" in m for m in logged), logged
+    assert any("schema drift in core_order" in m and DRIFTED in m and "12 fields per record" in m
+               and "the declaration 11" in m for m in logged), logged
 
 
 def test_other_tables_and_the_older_records_go_on(before):
@@ -109,14 +111,14 @@ def test_other_tables_and_the_older_records_go_on(before):
 def test_once_declared_the_column_replays_the_rejected_records(landing, before, tmp_path):
     warehouse, _, _ = before
     # Same warehouse, the declaration with the new column: the rejected records come in.
-    assert run_pipeline(landing, warehouse, *SPAN, assets=assets_for(TABLES_AFTER)).success
+    assert run_pipeline(landing, warehouse, *SPAN, tables=TABLES_AFTER).success
     assert table(warehouse, "bronze.cdc_rejects").is_empty()
     orders = table(warehouse, "silver.orders", "id")
     assert orders.select("id", "status", "coupon_code").rows() == [
         (1, "shipped", None), (2, "shipped", "WELCOME10"), (3, "paid", "")]
     # ... exactly as if the column had always been declared.
     fresh = tmp_path / "fresh.duckdb"
-    assert run_pipeline(landing, fresh, *SPAN, assets=assets_for(TABLES_AFTER)).success
+    assert run_pipeline(landing, fresh, *SPAN, tables=TABLES_AFTER).success
     replayed, rebuilt = snapshot(warehouse), snapshot(fresh)
     assert replayed.keys() == rebuilt.keys()
     for name in rebuilt:
@@ -135,7 +137,8 @@ def test_files_landed_before_the_column_read_it_as_null_with_or_without_op(tmp_p
         record(ORDER, None, "2024-11-20 00:00:00", order(2)),  # old layout, without Op
         drifted(None, "2024-11-20 00:00:00", order(4), "X", None)[1:],  # new layout, without Op
     ])
-    result = run_pipeline(tmp_path, tmp_path / "w.duckdb", *SPAN, assets=assets_for(TABLES_AFTER))
+    # one LOAD file, committed and created on 2024-11-20: one day
+    result = run_pipeline(tmp_path, tmp_path / "w.duckdb", "2024-11-20", "2024-11-20", tables=TABLES_AFTER)
     assert result.success
     bronze = table(tmp_path / "w.duckdb", "bronze.core_order", "id")
     assert bronze.select("id", "_op", "coupon_code", "_seq").rows() == [
@@ -145,44 +148,19 @@ def test_files_landed_before_the_column_read_it_as_null_with_or_without_op(tmp_p
 def test_the_landing_sensor_replays_a_table_whose_declaration_changed(landing, tmp_path):
     """No command to run: the cursor remembers each declaration; a changed one makes its
     table's files new again, and the run covers the table's whole span."""
-    instance = DagsterInstance.ephemeral()
-
-    def tick(tables, cursor):
-        sensor = build_landing_sensor(tables)
-        zone = LandingZone(uri=str(landing))
-        defs = Definitions(assets=assets_for(tables), sensors=[sensor], resources={"landing": zone})
-        with build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
-                                  resources={"landing": zone}) as context:
-            return sensor(context)
-
-    first = tick(SOURCE_TABLES, None)
-    assert len(first.run_requests) == 1  # the first load
-    unchanged = tick(SOURCE_TABLES, first.cursor)
-    assert not unchanged.run_requests
-    replay = tick(TABLES_AFTER, unchanged.cursor)
-    [request] = replay.run_requests
-    assert request.tags["lakehouse/redeclared"] == "core_order"
-    keys = {k.to_user_string() for k in request.asset_selection}
+    lake = Lakehouse(landing, tmp_path / "w.duckdb")
+    lake.run(only_request(lake.tick()))  # the first load, with the old declarations
+    assert table(lake.warehouse, "bronze.cdc_rejects").height == 2
+    assert not lake.tick().run_requests
+    lake.redeclare(TABLES_AFTER)
+    request = only_request(lake.tick())
+    # (the reason is in the run's tags: the old `lakehouse/redeclared` tag is now one of them)
+    assert "the declaration of core_order changed" in request.tags["lakehouse/reason"]
     assert {"bronze/core_order", "bronze/cdc_rejects", "bronze/landing_manifest", "silver/orders",
-            "gold/daily_revenue"} <= keys
-    assert not {"bronze/core_customer", "silver/customers"} & keys
-    start, end = (request.tags[f"dagster/asset_partition_range_{e}"] for e in ("start", "end"))
-    assert (start, end) == SPAN  # every day of the table: its first business date to its last commit
-    again = tick(TABLES_AFTER, replay.cursor)
-    assert not again.run_requests  # replayed once
-
-    # Run what it asked for over a warehouse built with the old declaration.
-    warehouse = tmp_path / "w.duckdb"
-    assert run_pipeline(landing, warehouse, *SPAN).success
-    assert table(warehouse, "bronze.cdc_rejects").height == 2
-    result = materialize(
-        assets_for(TABLES_AFTER),
-        selection=request.asset_selection,
-        resources={"landing": LandingZone(uri=str(landing)),
-                   "io_manager": LakehouseDuckDBIOManager(database=str(warehouse))},
-        instance=instance,
-        tags={k: v for k, v in request.tags.items() if k.startswith("dagster/asset_partition_range")},
-    )
-    assert result.success
-    assert table(warehouse, "bronze.cdc_rejects").is_empty()
-    assert table(warehouse, "silver.orders", "id")["coupon_code"].to_list() == [None, "WELCOME10", ""]
+            "gold/daily_revenue"} <= keys(request)
+    assert not {"bronze/core_customer", "silver/customers"} & keys(request)
+    assert span(request) == SPAN  # every day of the table: its first business date to its last commit
+    lake.run(request)
+    assert not lake.tick().run_requests  # replayed once
+    assert table(lake.warehouse, "bronze.cdc_rejects").is_empty()
+    assert table(lake.warehouse, "silver.orders", "id")["coupon_code"].to_list() == [None, "WELCOME10", ""]

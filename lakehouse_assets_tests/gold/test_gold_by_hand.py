@@ -14,8 +14,12 @@ from lakehouse_assets.sources import TABLES_BY_NAME as T
 from lakehouse_assets_tests.landing_builder import record, write
 from lakehouse_assets_tests.pipeline import run_pipeline, table
 
+pytestmark = pytest.mark.pipeline
+
 LOAD_TS = "2024-12-01 00:00:00.5"
-FIRST, LAST = "2024-06-01", "2024-12-03"
+# The run covers the zone's earliest business date (tenants and customer 4) to its last
+# commit; every daily partition of it costs a materialization per asset, so it starts late.
+FIRST, LAST = "2024-09-01", "2024-12-03"
 D1, D2, D3 = date(2024, 12, 1), date(2024, 12, 2), date(2024, 12, 3)
 
 
@@ -69,15 +73,15 @@ def warehouse(tmp_path_factory):
     root = tmp_path_factory.mktemp("landing")
     write(root, "core_tenant", "LOAD00000001.csv", load("core_tenant", [
         {"id": 1, "name": "One", "slug": "one", "plan": "pro", "settings": "{}",
-         "is_active": "t", "created_at": "2024-06-01 00:00:00", "updated_at": "2024-06-01 00:00:00"},
+         "is_active": "t", "created_at": "2024-09-01 00:00:00", "updated_at": "2024-09-01 00:00:00"},
         {"id": 2, "name": "Two", "slug": "two", "plan": "free", "settings": "{}",
-         "is_active": "f", "created_at": "2024-06-01 00:00:00", "updated_at": "2024-06-01 00:00:00"},
+         "is_active": "f", "created_at": "2024-09-01 00:00:00", "updated_at": "2024-09-01 00:00:00"},
     ]))
     write(root, "core_customer", "LOAD00000001.csv", load("core_customer", [
         customer(1, 1, "2024-12-01 10:00:00"),
         customer(2, 1, "2024-12-02 09:00:00"),
         customer(3, 2, "2024-12-02 23:59:59.999999"),
-        customer(4, 2, "2024-06-01 00:00:00"),
+        customer(4, 2, "2024-09-01 00:00:00"),
         customer(5, 2, "2024-10-01 00:00:00"),
         customer(6, 2, "2024-09-01 00:00:00"),
         customer(7, None, "2024-12-02 00:00:00"),  # quarantined: tenant_id is NULL
@@ -288,9 +292,9 @@ def test_customer_segments(warehouse):
                          "days_since_last_order": (d - date(2024, 9, 20)).days,
                          "segment": "regular", "churn_risk": "high"})
     assert got == sorted(expected, key=lambda r: (r["date"], r["customer_id"]))
-    # Every customer of a day created on or before it: customer 4 from 06-01 on, one row a day.
+    # Every customer of a day created on or before it: customer 4 from 09-01 on, one row a day.
     c4 = table(warehouse, "gold.customer_segments").filter(pl.col("customer_id") == 4)
-    assert c4["date"].min() == date(2024, 6, 1) and len(c4) == (D3 - date(2024, 6, 1)).days + 1
+    assert c4["date"].min() == date(2024, 9, 1) and len(c4) == (D3 - date(2024, 9, 1)).days + 1
 
 
 def test_daily_summary(warehouse):

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from benchmarks.baseline import build
 from benchmarks.compare import compare
 from lakehouse_assets.sample_data import generate_landing_zone
 from lakehouse_assets.sources import TABLES_BY_NAME
 from lakehouse_assets_tests.pipeline import run_pipeline
+
+pytestmark = pytest.mark.pipeline
 
 
 def _vary_layouts(root) -> None:
@@ -37,7 +41,7 @@ def test_baseline_and_project_build_the_same_warehouse(tmp_path):
     landing = tmp_path / "landing"
     # A short span (fewer daily partitions) keeps the run quick; the scale keeps every table busy.
     summary = generate_landing_zone(
-        landing, scale=0.02, seed=5, dirty_rate=0.01, history_days=30, cdc_days=4
+        landing, scale=0.02, seed=5, dirty_rate=0.01, history_days=10, cdc_days=3
     )
     _vary_layouts(landing)
     first, last = summary.partition_range.split("...")

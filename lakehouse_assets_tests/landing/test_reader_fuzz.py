@@ -37,36 +37,22 @@ from itertools import pairwise
 from pathlib import Path
 
 import polars as pl
-from hypothesis import HealthCheck, given, seed, settings
+import pytest
+from hypothesis import given
 from hypothesis import strategies as st
 
 from lakehouse_assets.landing.files import LocalLandingStore
 from lakehouse_assets.landing.reader import read_table
 from lakehouse_assets.sources import TABLES_BY_NAME, SourceTable
-from lakehouse_assets_tests.landing_builder import field, record
-from lakehouse_assets_tests.test_landing_reader import BAD_TS, RAW, put
+from lakehouse_assets_tests.examples import fixed as fuzz
+from lakehouse_assets_tests.landing_builder import BAD_TS, RAW, field, put, record
+
+pytestmark = pytest.mark.unit
 
 INGESTED = datetime(2024, 12, 9, 6, 0, tzinfo=timezone.utc)
 # Three widths: 7, 8 and 11 columns.
 TABLES = [TABLES_BY_NAME[n] for n in ("core_event", "core_order", "core_invoice")]
 ORDER = TABLES_BY_NAME["core_order"]
-
-
-def fuzz(max_examples: int, fixed_seed: int):
-    """Fixed budget and seed, derandomized, no example database: the same cases every run."""
-
-    def decorate(test):
-        test = settings(
-            max_examples=max_examples,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            print_blob=False,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-        )(test)
-        return seed(fixed_seed)(test)
-
-    return decorate
 
 
 @contextmanager

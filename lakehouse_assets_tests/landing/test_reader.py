@@ -18,10 +18,12 @@ import polars as pl
 import pytest
 
 from lakehouse_assets.landing.files import LocalLandingStore
-from lakehouse_assets.landing.reader import REJECT_SCHEMA, read_table
+from lakehouse_assets.landing.reader import read_table
 from lakehouse_assets.sources import Column, PgType, SourceTable, TABLES_BY_NAME
 from lakehouse_assets_tests import northwind
-from lakehouse_assets_tests.landing_builder import record, write
+from lakehouse_assets_tests.landing_builder import BAD_TS, RAW, put, record, write
+
+pytestmark = pytest.mark.unit
 
 ORDER = TABLES_BY_NAME["core_order"]
 FOLDER = "public/core_order"
@@ -30,8 +32,6 @@ INGESTED = datetime(2024, 12, 9, 6, 0, tzinfo=timezone.utc)
 SAMPLES = Path("/work/shared/dms-samples")
 HEADER = ["Op", "_dms_commit_ts", *ORDER.column_names, "_dms_seq"]
 CDC = "20241208-221500123.csv"
-# CONTRACT 3 asks for "the raw text" of a reject without naming the column.
-RAW = next(c for c in ("raw_text", "raw") if c in REJECT_SCHEMA)
 LOAD = "LOAD00000001.csv"
 
 
@@ -53,14 +53,6 @@ def rec(i, op="I", ts=TS, seq=None, **over) -> str:
     }
     values.update(over)
     return record(ORDER, op, ts, values, seq)
-
-
-def put(root: Path, name: str, data: bytes, folder: str = FOLDER) -> Path:
-    """A landing file with exactly these bytes."""
-    path = Path(root) / folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
 
 
 def read(root: Path, table: SourceTable = ORDER):
@@ -419,25 +411,6 @@ GOOD_TS = [
     ("2024-12-08 22:15:00.123456", utc(2024, 12, 8, 22, 15, 0, 123456)),
     ("2024-12-08 00:00:00.000001", utc(2024, 12, 8, 0, 0, 0, 1)),
     ("2024-02-29 23:59:59.999999", utc(2024, 2, 29, 23, 59, 59, 999999)),
-]
-BAD_TS = [
-    "2024-12-08 22:15:00.1234567",  # 7 fraction digits
-    "2024-02-30 10:00:00",  # no such day
-    "2023-02-29 10:00:00",  # not a leap year
-    "2024-13-01 10:00:00",
-    "2024-12-08 24:00:00",  # hour 24
-    "2024-12-08 22:60:00",
-    "2024-12-08T22:15:00",  # ISO separator
-    "2024-12-08T22:15:00.123456",
-    "2024-12-08 22:15:00Z",
-    "2024-12-08 22:15:00+00",
-    "2024-12-08",
-    "2024/12/08 22:15:00",
-    "2024-12-8 22:15:00",
-    " 2024-12-08 22:15:00",
-    "2024-12-08 22:15",
-    "",
-    "yesterday",
 ]
 
 

@@ -1,7 +1,8 @@
 """Silver from change records (CONTRACT 2 "Order of changes" and section 4), computed by hand.
 
 Change frames come from the real path: landing files written with landing_builder, read with
-read_table, then merged with merge_to_silver.
+read_table, then merged by the product's SQL merge (cdc/state.py, cdc/write_plan.py) and
+written to silver and quarantine in a scratch warehouse session (silver_merge.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from lakehouse_assets.cdc.merge import merge_to_silver
-from lakehouse_assets.landing.files import LocalLandingStore
-from lakehouse_assets.landing.reader import read_table
 from lakehouse_assets.sources import TABLES_BY_NAME, Column, PgType, SourceTable
 from lakehouse_assets_tests.landing_builder import record, write
+from lakehouse_assets_tests.silver_merge import silver_from_landing
+
+pytestmark = pytest.mark.unit
 
 ORDER = TABLES_BY_NAME["core_order"]
 ITEM = TABLES_BY_NAME["core_orderitem"]
@@ -88,9 +89,7 @@ def delete(table: SourceTable, key: str, ts: str, seq=None) -> str:
 def silver(tmp_path, table: SourceTable, files: dict[str, list[str]]):
     for name, lines in files.items():
         write(tmp_path, table, name, lines)
-    got = read_table(LocalLandingStore(str(tmp_path)), table, INGESTED)
-    assert got.rejects.is_empty(), got.rejects.to_dicts()
-    return merge_to_silver(got.changes, table, FIRST)
+    return silver_from_landing(tmp_path, table, INGESTED, FIRST)
 
 
 def by_id(frame: pl.DataFrame, *cols: str) -> list[tuple]:
