@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
 from dagster import AssetKey
 
 from lakehouse_assets.gold import GOLD_TABLES
 from lakehouse_assets.gold.lineage import newest_commit_day, newest_days, reaches_forward, readers_of
+from lakehouse_assets.ingest.replay import read_rejected, replayable_rejects
 from lakehouse_assets.landing.files import LandingFile, LandingStore
 from lakehouse_assets.landing.reader import read_batches
 from lakehouse_assets.marks import BRONZE, SILVER, fingerprint, read_marks
@@ -144,5 +145,10 @@ def _replay(look: Session, table: SourceTable, first: date, last: date) -> Impac
         impact.add(key, span)
     for gold, _ in readers_of(table.entity):
         impact.add(AssetKey(["gold", gold.name]), span)
+    # The rejected records the new declaration reads: their days too (a drifted file's records
+    # had no readable commit time until now).
+    rejects = replayable_rejects(look, table)
+    if len(rejects):
+        impact.update(foresee(look, table, read_rejected(table, rejects, datetime.now(timezone.utc)).changes, first))
     impact.reasons.append(f"the declaration of {table.name} changed: it is replayed from bronze")
     return impact
