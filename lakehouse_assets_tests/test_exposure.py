@@ -16,13 +16,15 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from lakehouse_assets.resources import resources_for_environment
+from lakehouse_assets.resources import resources_for
+from lakehouse_assets.settings import Settings
 from lakehouse_assets.sources import TABLES_BY_NAME
 from lakehouse_assets_tests.landing_builder import record, write
 from lakehouse_assets_tests.moto_server import ACCESS_KEY, SECRET_KEY, aws  # noqa: F401  (fixture)
 from lakehouse_assets_tests.pipeline import ALL_ASSETS
 
 PROJECT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.system
 
 
 def everything_logged(instance: DagsterInstance, run_id: str) -> str:
@@ -56,7 +58,7 @@ def test_a_failing_aws_run_says_why_without_a_credential(aws_env, monkeypatch, b
     instance = DagsterInstance.ephemeral()
     result = materialize(
         ALL_ASSETS,
-        resources=resources_for_environment(),
+        resources=resources_for(Settings.from_environ(os.environ)),
         instance=instance,
         tags={ASSET_PARTITION_RANGE_START_TAG: "2024-12-01", ASSET_PARTITION_RANGE_END_TAG: "2024-12-01"},
         raise_on_error=False,
