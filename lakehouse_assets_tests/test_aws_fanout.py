@@ -7,9 +7,12 @@ and a real `dagster-daemon` launches each in its own process. The daemon starts 
 the driver has stopped the landing sensor and the daily schedule, as in production, where
 the daemon is always up: so no sensor run races the fan-out here either."""
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from datetime import date
+from pathlib import Path
 
 import pytest
 import yaml
@@ -61,11 +64,7 @@ def queued_home(folder):
 
 
 @pytest.fixture
-def home(tmp_path, request):
-    import shutil
-    import tempfile
-    from pathlib import Path
-
+def home(tmp_path):
     base = Path(tempfile.mkdtemp(prefix="fanout-", dir="/dev/shm" if Path("/dev/shm").is_dir() else tmp_path))
     yield queued_home(base / "home")
     shutil.rmtree(base, ignore_errors=True)
