@@ -40,14 +40,12 @@ from pathlib import Path
 
 from dagster import AssetSelection, DagsterInstance, DagsterRunStatus, RunsFilter, define_asset_job
 
-from lakehouse_assets.partitions import daily_partitions
 from lakehouse_assets.runs import range_tags
 
 FANOUT_TAG = "lakehouse/fanout"  # the phase; deploy/dagster.yaml limits runs by it
 LAYERS = ("bronze", "silver", "gold")
 # One job per layer (its assets and their checks), for runs that write one layer.
 LAYER_JOBS = [define_asset_job(f"{layer}_layer", selection=AssetSelection.groups(layer),
-                               partitions_def=daily_partitions,
                                description=f"Every {layer} asset over a range of days (the fan-out's phases)")
               for layer in LAYERS]
 AUTOMATION = (("sensor", "landing_sensor"), ("schedule", "daily_refresh"))
@@ -88,12 +86,13 @@ def plan(first: date, last: date, k: int) -> list[list[PhaseRun]]:
 
 
 class Fanout:
-    def __init__(self, module: str, instance: DagsterInstance, timeout: float, log=print):
-        self.module, self.instance, self.timeout, self.log = module, instance, timeout, log
+    def __init__(self, target: list[str], instance: DagsterInstance, timeout: float, log=print):
+        # target: how the CLI finds the code location (-m module, or -w workspace.yaml)
+        self.target, self.instance, self.timeout, self.log = target, instance, timeout, log
 
     def cli(self, calls: list[tuple[str, ...]]) -> list[tuple[int, str]]:
         """dagster CLI commands on this code location, at once: (return code, output) each."""
-        started = [subprocess.Popen([DAGSTER, *args, "-m", self.module], stdout=subprocess.PIPE,
+        started = [subprocess.Popen([DAGSTER, *args, *self.target], stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True) for args in calls]
         outputs = [p.communicate()[0] for p in started]
         return [(p.returncode, out) for p, out in zip(started, outputs)]
@@ -124,7 +123,7 @@ class Fanout:
     def launch(self, runs: list[PhaseRun]) -> list[str]:
         """Submit the runs of a phase to the queue, at once."""
         ids = [str(uuid.uuid4()) for _ in runs]
-        started = [subprocess.Popen([DAGSTER, "job", "launch", "-m", self.module, "-j", r.job, "--run-id", i,
+        started = [subprocess.Popen([DAGSTER, "job", "launch", *self.target, "-j", r.job, "--run-id", i,
                                      "--tags", json.dumps(r.tags())], stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True) for r, i in zip(runs, ids)]
         for process, run in zip(started, runs):
@@ -153,13 +152,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakehouse-fanout", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, required=True, help="K: runs at once for silver and gold")
     parser.add_argument("--partition-range", required=True, help="first...last, as the contract's CLI")
-    parser.add_argument("--module", default="lakehouse_assets.definitions")
+    parser.add_argument("--module", default="lakehouse_assets.definitions", help="the code location, loaded here")
+    parser.add_argument("--workspace", help="a workspace.yaml instead: runs then name its code location, as the "
+                                            "daemon knows it (production: deploy/workspace.yaml)")
     parser.add_argument("--timeout", type=float, default=6 * 3600, help="seconds a phase may take")
     args = parser.parse_args(argv)
     first, _, last = args.partition_range.partition("...")
     phases = plan(date.fromisoformat(first), date.fromisoformat(last), args.runs)
     with DagsterInstance.get() as instance:
-        Fanout(args.module, instance, args.timeout, log=lambda m: print(m, flush=True)).run(phases)
+        target = ["-w", args.workspace] if args.workspace else ["-m", args.module]
+        Fanout(target, instance, args.timeout, log=lambda m: print(m, flush=True)).run(phases)
     print("done", flush=True)
     return 0
 
