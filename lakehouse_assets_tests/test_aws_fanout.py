@@ -81,16 +81,26 @@ def fan_out(mode: AwsMode, home, first: date, last: date, k: int, cwd) -> str:
         lines.append(line)
         if line.startswith("bronze:") or driver.poll() is not None:
             break
-    daemon = subprocess.Popen([str(DAGSTER.with_name("dagster-daemon")), "run", "-m",
-                               "lakehouse_assets.definitions"], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    with open(cwd / "daemon.log", "wb") as log:
+        daemon = subprocess.Popen([str(DAGSTER.with_name("dagster-daemon")), "run", "-m",
+                                   "lakehouse_assets.definitions"], cwd=cwd, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
     try:
         out, _ = driver.communicate(timeout=900)
     finally:
         stop(daemon)
     text = "".join(lines) + out
-    assert driver.returncode == 0, text[-4000:]
+    assert driver.returncode == 0, text[-3000:] + "\n" + "\n".join(step_failures(home))
     return text
+
+
+def step_failures(home) -> list[str]:
+    """Why the runs that failed failed: their steps' errors, from the instance."""
+    with DagsterInstance.from_config(str(home)) as instance:
+        return [f"{run.run_id} {run.tags.get(FANOUT_TAG)}: "
+                f"{e.dagster_event.event_specific_data.error.to_string()[-2000:]}"
+                for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE]))
+                for e in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)]
 
 
 @pytest.mark.parametrize("k", [2, 4])
