@@ -22,12 +22,14 @@ from lakehouse_assets.settings import settings
 
 
 def _maintenance() -> tuple[list, list]:
-    """The store's own jobs and schedules: Iceberg tables (AWS mode) need maintenance."""
+    """The store's own jobs and schedules: Iceberg tables (AWS mode) need maintenance, and take
+    concurrent writers (the layer jobs of a fan-out backfill, jobs/fanout.py)."""
     if settings().environment != "aws":
         return [], []
+    from lakehouse_assets.jobs.fanout import LAYER_JOBS
     from lakehouse_assets.storage.iceberg_maintenance import iceberg_maintenance_job, iceberg_maintenance_schedule
 
-    return [iceberg_maintenance_job], [iceberg_maintenance_schedule]
+    return [iceberg_maintenance_job, *LAYER_JOBS], [iceberg_maintenance_schedule]
 
 
 MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES = _maintenance()

@@ -40,7 +40,9 @@ from lakehouse_assets.values import quote_ident, register
 
 log = logging.getLogger(__name__)
 
-COMMIT_ATTEMPTS = 6  # plans of one replace; each commit also has pyiceberg's own retries
+# Plans of one replace; each commit also has pyiceberg's own retries. The K runs of a fan-out
+# phase commit to the same small state tables at once, one winner per round: room for many rounds.
+COMMIT_ATTEMPTS = 16
 
 
 class ConcurrentWriteError(RuntimeError):
@@ -142,7 +144,7 @@ class IcebergSession:
         properties = {"lakehouse.scope": scope.describe(), "lakehouse.write-id": write_id}
         for attempt in range(COMMIT_ATTEMPTS):
             if attempt:  # another writer replaced some of the same rows: plan against its snapshot
-                time.sleep(random.uniform(0.05, 0.2) * 2**attempt)
+                time.sleep(random.uniform(0.05, 0.2) * 2 ** min(attempt, 5))  # at most 6.4 s, jittered
             plan = files.plan_delete(table, spec, scope, conflict, self.con)
             try:
                 table = files.commit(table, plan.drop, plan.add + new,
