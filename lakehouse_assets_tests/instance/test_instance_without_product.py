@@ -17,6 +17,8 @@ BROKEN = "lakehouse_assets is broken on purpose (test_instance_without_product)"
 SITECUSTOMIZE = f'''
 import sys
 
+pytestmark = pytest.mark.system
+
 class BrokenProduct:
     def find_spec(self, name, path=None, target=None):
         if name == "lakehouse_assets" or name.startswith("lakehouse_assets."):

@@ -5,10 +5,13 @@ then keeps its connections is tested against a real server in test_production_in
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool, QueuePool
 
 from lakehouse_instance.postgres_pool import POOL_SIZE
+
+pytestmark = pytest.mark.unit
 
 URL = "postgresql+psycopg2://dagster:secret@127.0.0.1:5432/dagster?sslmode=require&plugin=lakehouse_pool"
 

@@ -24,6 +24,8 @@ from lakehouse_assets_tests.dagster_services import FINISHED, running_dagster
 from lakehouse_assets_tests.postgres_server import pg_server  # noqa: F401  (fixture)
 from lakehouse_assets_tests.production_instance import production_instance_yaml, write_production_home
 
+pytestmark = pytest.mark.system
+
 DAGSTER = Path(sys.executable).with_name("dagster")
 SENSOR = "landing_sensor"
 

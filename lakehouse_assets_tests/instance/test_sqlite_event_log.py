@@ -36,6 +36,8 @@ from dagster._core.storage.tags import (
 from lakehouse_instance.dagster_version import UntestedDagsterVersion, require_tested
 from lakehouse_instance.sqlite_event_log import LakehouseSqliteEventLogStorage
 
+pytestmark = pytest.mark.system
+
 DAYS = DailyPartitionsDefinition(start_date="2024-12-01", end_date="2024-12-11")
 PROJECT = Path(__file__).resolve().parents[2]
 PROJECT_YAML = PROJECT / "data" / "dagster_home" / "dagster.yaml"

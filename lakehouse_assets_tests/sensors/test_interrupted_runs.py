@@ -4,6 +4,7 @@ rows make stale among it. Then the warehouse is exactly what the uninterrupted r
 (test_crash_safety.py kills real processes; here the stop is an exception, which leaves the
 warehouse as a kill at the same point would, in a fraction of the time.)"""
 
+import pytest
 import shutil
 from datetime import datetime, timezone
 
@@ -14,6 +15,8 @@ from lakehouse_assets.sample_data import generate_landing_zone, write_cdc_drop
 from lakehouse_assets.storage.warehouse import DuckDBWarehouse
 from lakehouse_assets_tests.harness import Lakehouse, assert_same, only_request
 from lakehouse_assets_tests.pipeline import ALL_ASSETS, resources
+
+pytestmark = pytest.mark.pipeline
 
 
 class StopsAfter(DuckDBWarehouse):

@@ -21,7 +21,7 @@ from lakehouse_assets_tests.aws_lakehouse import (
     materialize_cli,
 )
 from lakehouse_assets_tests.harness import assert_same, snapshot
-from lakehouse_assets_tests.test_deploy_files import S3_ACTION, allowed_actions
+from lakehouse_assets_tests.deploy.test_deploy_files import S3_ACTION, allowed_actions
 from lakehouse_assets_tests.moto_server import ACCESS_KEY, REGION, SECRET_KEY, shared_aws  # noqa: F401 (fixture)
 from lakehouse_assets_tests.pipeline import run_pipeline
 

@@ -23,10 +23,10 @@ import pytest
 
 from lakehouse_assets.schemas.tables import ALL_SPECS
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[3]
 DAGSTER = Path(sys.executable).with_name("dagster")
 PRODUCT = "lakehouse_assets.definitions"
-CRASHING = "lakehouse_assets_tests.crash_points"
+CRASHING = "lakehouse_assets_tests.system.crash.crash_points"
 INSTANCE_YAML = PROJECT / "data" / "dagster_home" / "dagster.yaml"  # what scripts/run.sh uses
 DATA_LAYERS = ("bronze", "silver", "gold")
 # Columns that say when and by which run a row was written; other runs write other values.

@@ -18,7 +18,7 @@ from dagster import AssetKey
 from lakehouse_assets.sample_data import generate_landing_zone
 from lakehouse_assets.storage.iceberg_warehouse import IcebergWarehouse
 from lakehouse_assets.storage.warehouse import DuckDBWarehouse
-from lakehouse_assets_tests.crash_helpers import (
+from lakehouse_assets_tests.system.crash.crash_helpers import (
     CRASHING,
     PRODUCT,
     Writes,

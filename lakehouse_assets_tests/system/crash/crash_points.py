@@ -3,7 +3,7 @@ so that the run's session journals every write and can SIGKILL its own process g
 chosen point of one write. Nothing here is product code; until the chosen point the product
 runs untouched (the session and its connection are the product's, only watched).
 
-    dagster asset materialize -m lakehouse_assets_tests.crash_points --select '*' ...
+    dagster asset materialize -m lakehouse_assets_tests.system.crash.crash_points --select '*' ...
 
 Environment (unset: no kill, only the journal if asked for):
 

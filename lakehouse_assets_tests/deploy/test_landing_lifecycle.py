@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_assets_tests.moto_server import shared_aws  # noqa: F401 (a fixture)
+from lakehouse_assets_tests.moto_server import shared_aws  # noqa: F401,F811 (a fixture)
 
 pytestmark = pytest.mark.system
 
-RULE = Path(__file__).resolve().parents[1] / "deploy" / "landing-lifecycle.json"
+RULE = Path(__file__).resolve().parents[2] / "deploy" / "landing-lifecycle.json"
 MINIMUM_DAYS = 7  # README, "The landing zone may be expired"
 
 
-def test_the_lifecycle_rule_is_accepted_by_s3_and_keeps_files_long_enough(shared_aws):
+def test_the_lifecycle_rule_is_accepted_by_s3_and_keeps_files_long_enough(shared_aws):  # noqa: F811
     config = json.loads(RULE.read_text().replace("LANDING_PREFIX", "dms"))
     s3 = shared_aws.s3()
     s3.create_bucket(Bucket="landing", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})

@@ -1,8 +1,8 @@
 """Does a DuckDB write whose COMMIT returned survive kill -9? Trials for the crash-safety
 finding (test_crash_safety.py runs a few; run many by hand):
 
-    python -m lakehouse_assets_tests.commit_trials --trials 500 --burners 4
-    python -m lakehouse_assets_tests.commit_trials --cli --trials 40 --burners 4   (whole CLI runs)
+    python -m lakehouse_assets_tests.system.crash.commit_trials --trials 500 --burners 4
+    python -m lakehouse_assets_tests.system.crash.commit_trials --cli --trials 40 --burners 4   (whole CLI runs)
 
 A child process writes through the product's own session (`open_session`, `replace`): write i
 replaces the whole of table `trial.t<i % TABLES>` with rows stamped i, small writes (kept in
@@ -191,7 +191,7 @@ def run_cli_trials(folder: Path, trials: int, seed: int, burn: int = 0, table: s
 
     os.environ.update(LAKEHOUSE_PARTITIONS_START="2024-01-01", LAKEHOUSE_SETTLE_SECONDS="0")  # as the tests' conftest
     from lakehouse_assets.sample_data import generate_landing_zone
-    from lakehouse_assets_tests.crash_helpers import (CRASHING, Writes, cli_env, differences, duckdb_tables,
+    from lakehouse_assets_tests.system.crash.crash_helpers import (CRASHING, Writes, cli_env, differences, duckdb_tables,
                                                       make_home, materialize_args, run)
     from lakehouse_assets_tests.pipeline import run_pipeline
 

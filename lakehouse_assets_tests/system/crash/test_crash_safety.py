@@ -31,8 +31,8 @@ from lakehouse_assets.gold import GOLD_TABLES
 from lakehouse_assets.sample_data import generate_landing_zone, write_cdc_drop
 from lakehouse_assets.sources import SOURCE_TABLES
 from lakehouse_assets.storage.duckdb_warehouse import open_reader, open_session
-from lakehouse_assets_tests.commit_trials import run_trials
-from lakehouse_assets_tests.crash_helpers import (
+from lakehouse_assets_tests.system.crash.commit_trials import run_trials
+from lakehouse_assets_tests.system.crash.crash_helpers import (
     CRASHING,
     PRODUCT,
     Writes,

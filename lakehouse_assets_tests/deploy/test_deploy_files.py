@@ -15,7 +15,9 @@ from dagster._config import validate_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.workspace.config_schema import WORKSPACE_CONFIG_SCHEMA
 
-PROJECT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.unit
+
+PROJECT = Path(__file__).resolve().parents[2]
 DEPLOY = PROJECT / "deploy"
 PACKAGE = PROJECT / "lakehouse_assets"
 # Environment variables that deploy/README.md must explain.

@@ -8,6 +8,8 @@ import pytest
 from lakehouse_assets.jobs.fanout import FANOUT_TAG, LAYER_JOBS, plan, split
 from lakehouse_assets.runs import RANGE_END_TAG, RANGE_START_TAG
 
+pytestmark = pytest.mark.unit
+
 FIRST, LAST = date(2024, 9, 1), date(2024, 12, 10)  # 101 days
 
 

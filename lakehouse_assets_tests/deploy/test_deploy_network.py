@@ -14,7 +14,9 @@ import cfnlint.api
 import pytest
 import yaml
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+pytestmark = pytest.mark.unit
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SG_FILE, LB_FILE = DEPLOY / "security-groups.json", DEPLOY / "load-balancer.json"
 PUBLIC = {"0.0.0.0/0", "::/0"}
 DAGSTER_TASKS = {"WebserverSecurityGroup", "DaemonSecurityGroup", "CodeServerSecurityGroup"}
