@@ -115,6 +115,14 @@ def only_request(result: SensorResult) -> RunRequest:
     return result.run_requests[0]
 
 
+def comparable(frame: pl.DataFrame) -> pl.DataFrame:
+    """A table as snapshots compare it: without the run's bookkeeping columns, columns by name
+    (a column added later is stored last) and rows sorted."""
+    frame = frame.drop(*RUN_COLUMNS, strict=False)
+    frame = frame.select(sorted(frame.columns))
+    return frame.sort(frame.columns, nulls_last=True)
+
+
 def snapshot(warehouse: Path) -> dict[str, pl.DataFrame]:
     """Every bronze, silver and gold table, sorted, without the columns that record when and
     by which run a row was written (the bookkeeping schema `state` is not compared)."""
@@ -126,9 +134,7 @@ def snapshot(warehouse: Path) -> dict[str, pl.DataFrame]:
         ).fetchall()
         out = {}
         for schema, name in tables:
-            frame = con.sql(f'SELECT * FROM "{schema}"."{name}"').pl().drop(*RUN_COLUMNS, strict=False)
-            frame = frame.select(sorted(frame.columns))  # a column added later is stored last
-            out[f"{schema}.{name}"] = frame.sort(frame.columns, nulls_last=True)
+            out[f"{schema}.{name}"] = comparable(con.sql(f'SELECT * FROM "{schema}"."{name}"').pl())
         return out
     finally:
         con.close()
