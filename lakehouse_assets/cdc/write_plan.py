@@ -47,7 +47,10 @@ def plan_write(session: Session, table: SourceTable, days: frozenset[date], mode
     if mode == CHANGES:
         where = f"_pending AND (_day IS NULL OR _day {in_days}) AND (_written_day IS NULL OR _written_day {in_days})"
     else:
-        where = f"(_status <> 'deleted' AND _day {in_days}) OR _written_day {in_days}"
+        # A key deleted before silver ever held it has no day: whichever run sees it records it
+        # (else it stays pending and the sensor asks a run for nothing after every backfill).
+        where = (f"(_status <> 'deleted' AND _day {in_days}) OR _written_day {in_days}"
+                 " OR (_pending AND _status = 'deleted' AND _written_day IS NULL)")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _write AS SELECT * FROM {state} WHERE {where}")
     con.execute("""CREATE OR REPLACE TEMP TABLE _untyped AS SELECT * FROM _write
                    WHERE _status <> 'deleted' AND _key NOT IN (SELECT _key FROM _typed)""")

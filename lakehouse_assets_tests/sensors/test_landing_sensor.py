@@ -183,3 +183,15 @@ def test_asset_keys_of_requests_exist_in_the_definitions(lake):
     request = only_request(lake.tick())
     all_keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys(request) <= all_keys
+
+
+def test_a_backfill_leaves_nothing_for_a_key_born_and_deleted_within_it(lake):
+    # Order 3 is inserted and deleted in the days the backfill writes: silver never holds it.
+    write(lake.landing, "core_order", "20241203-100000000.csv", [
+        record(T["core_order"], "I", "2024-12-03 09:00:00", order(3, created="2024-12-03 09:00:00"), seq(1)),
+        record(T["core_order"], "D", "2024-12-03 10:00:00", {"id": 3}, seq(2)),
+    ])
+    lake.backfill("2024-11-01", "2024-12-03")
+    result = lake.tick()
+    # Nothing is left to write for it: no follow-up run (one after every backfill otherwise).
+    assert not result.run_requests, [r.tags.get("lakehouse/reason") for r in result.run_requests]
