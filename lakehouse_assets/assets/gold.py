@@ -92,20 +92,29 @@ def _cells(session: Session, table: GoldTable, days: frozenset[date], mode: str)
         return Scope(days=stale), f"{len(stale)} stale days"
     grain = quote_ident(table.grain)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _cells AS SELECT d, grain AS {grain} FROM _pending WHERE grain IS NOT NULL")
+    # A stale day later than any the table holds was never computed: the stale cells (grains
+    # that changed) are not all of its rows, so it is computed whole.
+    held = session.scan(gold_spec(table), columns=["date"])
+    newest = con.execute(f"SELECT max(date) FROM {held}").fetchall()[0][0]
+    new = frozenset(d for d in stale if newest is None or d > newest)
+    if new:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _new_days AS SELECT d FROM {days_values(new)}")
+        _every_cell(session, table, days="_new_days", into="_new_cells")
+        con.execute("INSERT INTO _cells SELECT * FROM _new_cells EXCEPT SELECT * FROM _cells")
     cells = con.sql(f"SELECT {grain}, d AS date FROM _cells").pl()
     return Scope(days=stale, keys=cells), f"{len(cells)} stale {table.grain} days on {len(stale)} days"
 
 
-def _every_cell(session: Session, table: GoldTable) -> None:
-    """Every grain value of the inputs that place rows by it, on every day computed."""
+def _every_cell(session: Session, table: GoldTable, days: str = "_days", into: str = "_cells") -> None:
+    """Every grain value of the inputs that place rows by it, on every day of `days`."""
     grain = quote_ident(table.grain)
     sources = []
     for r in table.inputs:
         if isinstance(r.counts_on, FromDateOf) and r.counts_on.grain_from:
             rel = session.scan(silver_spec(TABLES_BY_ENTITY[r.entity]), columns=[r.counts_on.grain_from])
             sources.append(f"SELECT {quote_ident(r.counts_on.grain_from)} AS g FROM {rel}")
-    session.con.execute(f"""CREATE OR REPLACE TEMP TABLE _cells AS
-        SELECT d, g AS {grain} FROM _days CROSS JOIN (SELECT DISTINCT g FROM ({' UNION ALL '.join(sources)})
+    session.con.execute(f"""CREATE OR REPLACE TEMP TABLE {into} AS
+        SELECT d, g AS {grain} FROM {days} CROSS JOIN (SELECT DISTINCT g FROM ({' UNION ALL '.join(sources)})
                                                       WHERE g IS NOT NULL)""")
 
 
