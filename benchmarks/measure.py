@@ -101,7 +101,7 @@ def tree_rss(pid: int) -> int:
         return 0
 
 
-def _loadavg() -> tuple[float, float, float]:
+def loadavg() -> tuple[float, float, float]:
     try:
         return os.getloadavg()
     except OSError:
@@ -111,7 +111,7 @@ def _loadavg() -> tuple[float, float, float]:
 def run(cmd: list[str], *, env: dict, cwd: Path, log_prefix: Path, timeout: float | None = None) -> Measured:
     """Run `cmd`, stdout and stderr to `<log_prefix>.out` / `.err`; measure it."""
     out, err = log_prefix.with_suffix(".out"), log_prefix.with_suffix(".err")
-    load_before = _loadavg()
+    load_before = loadavg()
     peak = [0]
     stop = threading.Event()
     with open(out, "wb") as fo, open(err, "wb") as fe:
@@ -143,5 +143,5 @@ def run(cmd: list[str], *, env: dict, cwd: Path, log_prefix: Path, timeout: floa
         stdout=out,
         stderr=err,
         load_before=load_before,
-        load_after=_loadavg(),
+        load_after=loadavg(),
     )
