@@ -44,10 +44,11 @@ def incremental(d: Path, full_zone: Path, split: zone.Split, base_db: Path, args
     if before["requests"]:
         log(f"!!! the tick before the drop requested a run: {before['requests'][0]['tags'].get('lakehouse/reason')}")
     saved = None
-    if keep_for_profile:  # the state the measured run starts from, for profiling it again
+    if keep_for_profile:  # the state the measured tick and run start from, to profile them again
         saved = d / "before_drop"
         saved.mkdir()
         shutil.copy(warehouse, saved / warehouse.name)
+        shutil.copy(state, saved / "sensor_state.json")
         copy_home(home, saved / "dagster_home")
 
     zone.land(full_zone, landing, split.held_back)

@@ -69,6 +69,8 @@ def summarize(reps: list[dict]) -> dict:
                                                    for i, r in zip(inc, reps)]),
             "gold_fresh_after_seconds": med(pick(inc, "run", "gold_fresh_after_seconds")),
             "gold_partitions_materialized": med(pick(inc, "run", "gold_partitions_materialized")),
+            "partitions_materialized": med([sum((i["run"].get("materializations_per_asset") or {}).values())
+                                            for i in inc]),
             "drop": inc[0]["drop"],
             "span": inc[0]["run"]["request"]["span"],
             "assets": inc[0]["run"]["request"]["assets"],
@@ -201,9 +203,10 @@ def table(title: str, s: dict) -> str:
     if inc:
         d = inc["drop"]
         rl = inc["run_layer_seconds"]
-        lines.append(f"drop: {d['records']:,} records in {d['files']} files named {d['day']}; the sensor requested "
-                     f"{inc['assets']} assets over {inc['span']} ({inc['reason']}); the run wrote "
-                     f"{fmt(inc['gold_partitions_materialized'])} gold partitions, the last "
+        lines.append(f"drop: {d['records']:,} records in {d['files']} files named {d['day']} or later; the sensor requested "
+                     f"{inc['assets']} assets over {inc['span']} ({inc['reason']}); the run recorded "
+                     f"{fmt(inc['partitions_materialized'])} asset partitions materialized "
+                     f"({fmt(inc['gold_partitions_materialized'])} of gold), the last gold one "
                      f"{fmt(inc['gold_fresh_after_seconds'], '.1f')} s after it started; its steps: "
                      + "  ".join(f"{k} {fmt(rl.get(k), '.1f')}" for k in ("bronze", "silver", "gold", "checks")))
         if inc["tick_before_requested"]:

@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import sys
 import tempfile
@@ -40,7 +41,7 @@ from benchmarks.instance import (SHIPPED_YAML, check_plugins, copy_home, fresh_h
 from benchmarks.steps import Failed, log
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PROFILES = ("incremental", "ui", "full")
+PROFILES = ("tick", "incremental", "ui", "full")
 
 
 def scale_name(scale: float) -> str:
@@ -53,7 +54,7 @@ def ui_days(span: str, n: int) -> list[str]:
 
 
 def repetition(i: int, args, landing: Path, summary, split: zone.Split, work: Path) -> dict:
-    span, fp = summary.partition_range, args.first_partition
+    span, fp = split.span, args.first_partition
     d = work / f"rep{i + 1}"
     d.mkdir()
     rep: dict = {"repetition": i + 1}
@@ -81,14 +82,17 @@ def repetition(i: int, args, landing: Path, summary, split: zone.Split, work: Pa
 
     if args.no_incremental:
         return rep
-    inc = incremental(d, landing, split, base_db, args, layers, keep_for_profile="incremental" in profiling)
+    inc = incremental(d, landing, split, base_db, args, layers,
+                      keep_for_profile=bool({"tick", "incremental"} & profiling))
     paths = inc.pop("_paths")
     rep["incremental"] = inc
+    if "tick" in profiling:
+        rep["profile_tick"] = profile_tick(args, d, paths)
     if "incremental" in profiling:
-        rep["profile_incremental"] = profile_incremental(args, d, paths, summary)
+        rep["profile_incremental"] = profile_incremental(args, d, paths)
 
     if not args.no_ui_backfill:
-        days = ui_days(span, args.ui_days)
+        days = ui_days(summary.partition_range, args.ui_days)  # the last days with commits
         if "ui" in profiling:  # the same days through the CLI, on a copy of this warehouse, profiled later
             saved = d / "before_ui"
             saved.mkdir()
@@ -120,7 +124,19 @@ def _profile(args, cmd, env, cwd, name, what) -> dict:
     return profile(cmd, env, cwd, args.results, f"profile-scale-{scale_name(args.scale)}-{name}", what, args.timeout)
 
 
-def profile_incremental(args, d: Path, paths: dict, summary) -> dict:
+def profile_tick(args, d: Path, paths: dict) -> dict:
+    """The tick after the drop again: the warehouse and cursor of before the drop, the zone
+    with the drop."""
+    from benchmarks.instance import tick_cmd
+
+    p = d / "profile_tick"
+    shutil.copytree(paths["saved"], p)
+    env = project_env(p / "dagster_home", paths["landing"], p / paths["warehouse"].name, args.first_partition)
+    return _profile(args, tick_cmd(p / "sensor_state.json"), env, p, "tick",
+                    f"the landing sensor's tick after the drop at scale {scale_name(args.scale)} (one process)")
+
+
+def profile_incremental(args, d: Path, paths: dict) -> dict:
     """The drop's run again, from the state it started from (saved before the drop landed)."""
     from benchmarks.steps import request_cmd
 
@@ -218,9 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     landing = work / "landing"
     summary = generate_landing_zone(landing, args.scale, args.seed)
     generated = clock.perf_counter() - t0
+    # The generator runs in this process: its peak is this process's peak so far.
+    generation_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     split = zone.split_last_day(landing, summary)
     log(f"landing zone: {summary.records:,} records in {summary.files} files ({generated:.1f} s), span "
-        f"{summary.partition_range}; drop: {len(split.held_back)} files named {split.day} ({split.records:,} records)")
+        f"{split.span}; drop: {len(split.held_back)} files named {split.day} or later ({split.records:,} records)")
 
     reps, error = [], None
     try:
@@ -233,9 +251,11 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     result = {
-        "scale": args.scale, "seed": args.seed, "started": started.isoformat(), "span": summary.partition_range,
+        "scale": args.scale, "seed": args.seed, "started": started.isoformat(), "span": split.span,
+        "generator_partition_range": summary.partition_range,
         "instance": {"kind": args.instance, "config": config},
         "landing": {"records": summary.records, "files": summary.files, "generation_seconds": generated,
+                    "generation_peak_rss_bytes": generation_rss,
                     "tables": {t.table: t.records for t in summary.tables}},
         "drop": split.as_dict(),
         "machine": {"cpus": os.cpu_count(),
@@ -252,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         result["targets"] = report.targets(args.scale, s, args.results)
         result["mismatches"] = mismatches(reps)
         title = (f"scale {scale_name(args.scale)}: {summary.records:,} landing records in {summary.files} files, "
-                 f"span {summary.partition_range}; {len(reps)} repetition(s), medians; instance {args.instance}")
+                 f"span {split.span}; {len(reps)} repetition(s), medians; instance {args.instance}")
         print("\n" + report.table(title, s))
         print(f"machine: {os.cpu_count()} cores, load average {load_start[0]:.1f} at start, "
               f"{os.getloadavg()[0]:.1f} at end (above the core count, timings are inflated)")
@@ -266,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("project and baseline: equal row for row (every comparison; see the JSON for which layers)")
     for r in reps[:1]:
-        for key in ("profile_incremental", "profile_ui", "profile_full"):
+        for key in ("profile_tick", "profile_incremental", "profile_ui", "profile_full"):
             if key in r:
                 from benchmarks.profiling import format_top
 
