@@ -144,11 +144,12 @@ def run_facts(home: Path, since: float, run_id: str | None = None) -> dict:
             return {}
         run = records[0].dagster_run
         seconds: dict[str, float] = defaultdict(float)
-        steps = {}
+        steps, step_times = {}, {}
         for stat in instance.get_run_step_stats(run.run_id):
             if stat.start_time and stat.end_time:
                 seconds[step_layer(stat.step_key)] += stat.end_time - stat.start_time
                 steps[stat.step_key] = round(stat.end_time - stat.start_time, 3)
+                step_times[stat.step_key] = (stat.start_time, stat.end_time)
         per_asset: dict[str, int] = defaultdict(int)
         last_gold = None
         for rec in instance.get_records_for_run(
@@ -169,6 +170,7 @@ def run_facts(home: Path, since: float, run_id: str | None = None) -> dict:
             "end_time": stats.end_time,
             "layer_seconds": dict(seconds),
             "step_seconds": steps,
+            "step_times": step_times,
             "materializations_per_asset": dict(sorted(per_asset.items())),
             "gold_partitions_materialized": sum(v for k, v in per_asset.items() if k.startswith("gold/")),
             "gold_fresh_after_seconds": (last_gold - since) if last_gold else None,

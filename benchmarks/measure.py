@@ -18,7 +18,7 @@ import os
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -36,6 +36,12 @@ class Measured:
     stderr: Path
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
+    samples: list[tuple[float, int]] = field(default_factory=list, repr=False)  # (epoch s, tree RSS)
+
+    def peak_between(self, start: float, end: float) -> int | None:
+        """The highest polled tree RSS between two epoch times (a step's start and end)."""
+        inside = [rss for t, rss in self.samples if start <= t <= end]
+        return max(inside) if inside else None
 
     @property
     def peak_rss_mib(self) -> float:
@@ -129,6 +135,7 @@ def run(cmd: list[str], *, env: dict, cwd: Path, log_prefix: Path, timeout: floa
     out, err = log_prefix.with_suffix(".out"), log_prefix.with_suffix(".err")
     load_before = loadavg()
     peak, hwm = [0], [0]
+    samples: list[tuple[float, int]] = []
     stop = threading.Event()
     with open(out, "wb") as fo, open(err, "wb") as fe:
         started_at = time.time()
@@ -137,7 +144,9 @@ def run(cmd: list[str], *, env: dict, cwd: Path, log_prefix: Path, timeout: floa
 
         def poll() -> None:
             while not stop.is_set():
-                peak[0] = max(peak[0], tree_rss(proc.pid))
+                rss = tree_rss(proc.pid)
+                samples.append((time.time(), rss))
+                peak[0] = max(peak[0], rss)
                 hwm[0] = max(hwm[0], high_water(proc.pid))
                 if timeout is not None and time.perf_counter() - t0 > timeout:
                     proc.kill()
@@ -162,4 +171,5 @@ def run(cmd: list[str], *, env: dict, cwd: Path, log_prefix: Path, timeout: floa
         stderr=err,
         load_before=load_before,
         load_after=loadavg(),
+        samples=samples,
     )

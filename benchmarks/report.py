@@ -47,6 +47,7 @@ def summarize(reps: list[dict]) -> dict:
                               for layer in ("bronze", "silver", "gold", "checks")},
         }
     s["backfill"]["instance_setup_seconds_not_counted"] = med(pick(reps, "instance_setup_seconds_not_counted"))
+    s["backfill"]["peak_rss_bytes_by_step"] = _top_steps(reps[0]["backfill"])
     s["ratio_of_medians"] = s["backfill"]["wall_seconds"] / s["baseline"]["wall_seconds"]
     if all("incremental" in r for r in reps):
         inc = [r["incremental"] for r in reps]
@@ -71,6 +72,7 @@ def summarize(reps: list[dict]) -> dict:
             "gold_partitions_materialized": med(pick(inc, "run", "gold_partitions_materialized")),
             "partitions_materialized": med([sum((i["run"].get("materializations_per_asset") or {}).values())
                                             for i in inc]),
+            "run_peak_rss_bytes_by_step": _top_steps(inc[0]["run"]),
             "drop": inc[0]["drop"],
             "span": inc[0]["run"]["request"]["span"],
             "assets": inc[0]["run"]["request"]["assets"],
@@ -93,6 +95,12 @@ def summarize(reps: list[dict]) -> dict:
             "peak_rss_bytes_dagster_dev_tree": med(pick(ui, "peak_rss_bytes_dagster_dev_tree")),
         }
     return s
+
+
+def _top_steps(run: dict, n: int = 3) -> dict:
+    """The steps during which the run's process was largest (first repetition)."""
+    by_step = run.get("peak_rss_bytes_by_step") or {}
+    return dict(list(by_step.items())[:n])
 
 
 def _earlier(results_dir: Path, scale: str, *path):
@@ -200,6 +208,11 @@ def table(title: str, s: dict) -> str:
                  + f"  dagster outside steps {fmt(full - sum(v or 0 for v in lp.values()), '.1f')}")
     lines.append(f"(each DAGSTER_HOME had its storage created beforehand by `dagster instance migrate`, a "
                  f"{fmt(s['backfill'].get('instance_setup_seconds_not_counted'), '.1f')} s process, not counted)")
+    def steps_rss(by_step: dict) -> str:
+        return ", ".join(f"{k} {fmt(v and v / MIB, ',.0f')}" for k, v in by_step.items()) or "-"
+
+    lines.append(f"peak RSS MiB during the largest steps: full backfill: {steps_rss(s['backfill']['peak_rss_bytes_by_step'])}"
+                 + (f"; the drop's run: {steps_rss(inc['run_peak_rss_bytes_by_step'])}" if inc else ""))
     if inc:
         d = inc["drop"]
         rl = inc["run_layer_seconds"]

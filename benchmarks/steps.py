@@ -72,11 +72,18 @@ def baseline(zone: Path, db: Path, span: str, first_partition: str, logs: Path, 
     return {**m.as_dict(), "layer_seconds": out["seconds"], "rows": layer_rows(db)}
 
 
+def with_step_rss(m: measure.Measured, facts: dict) -> dict:
+    """The run's facts, with the highest polled RSS of the process during each step."""
+    by_step = {k: m.peak_between(a, b) for k, (a, b) in facts.get("step_times", {}).items()}
+    return {**facts, "peak_rss_bytes_by_step": dict(sorted(by_step.items(), key=lambda kv: -(kv[1] or 0)))}
+
+
 def backfill(env: dict, home: Path, warehouse: Path, span: str, cwd: Path, name: str, timeout) -> dict:
     """`dagster asset materialize --select '*' --partition-range <span>` (CONTRACT section 6)."""
     m = checked(measure.run(materialize_cmd("*", span), env=env, cwd=cwd, log_prefix=cwd / name,
                             timeout=timeout), f"dagster backfill {span}")
-    return {**m.as_dict(), "span": span, **run_facts(home, m.started_at), "rows": layer_rows(warehouse)}
+    return {**m.as_dict(), "span": span, **with_step_rss(m, run_facts(home, m.started_at)),
+            "rows": layer_rows(warehouse)}
 
 
 def tick(env: dict, state: Path, cwd: Path, name: str, timeout) -> dict:
@@ -99,7 +106,7 @@ def run_request(env: dict, home: Path, request: dict, cwd: Path, name: str, time
     m = checked(measure.run(request_cmd(request), env=env, cwd=cwd, log_prefix=cwd / name,
                             timeout=timeout), f"the run the sensor requested ({name})")
     tags = request["tags"]
-    return {**m.as_dict(), **run_facts(home, m.started_at),
+    return {**m.as_dict(), **with_step_rss(m, run_facts(home, m.started_at)),
             "request": {"assets": len(request["asset_keys"]), "asset_keys": request["asset_keys"],
                         "checks": len(request["check_keys"]),
                         "span": f"{tags['dagster/asset_partition_range_start']}..."
