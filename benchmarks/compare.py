@@ -88,9 +88,13 @@ def _columns(con, db: str, schema: str, table: str) -> dict[str, str]:
     return dict(rows)
 
 
-def compare(baseline: Path, project: Path, layers=("gold",), sample: int = 5) -> list[TableDiff]:
+def compare(baseline: Path, project: Path, layers=("gold",), sample: int = 5,
+            memory_limit: str = "4GB") -> list[TableDiff]:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    # Bounded, spilling next to the project's file: at scale 30 the bronze tables are ~16M rows.
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET temp_directory = '{Path(project).parent / 'compare.tmp'}'")
     con.execute(f"ATTACH '{baseline}' AS b (READ_ONLY)")
     con.execute(f"ATTACH '{project}' AS p (READ_ONLY)")
     diffs = []

@@ -3,8 +3,9 @@
     python -m benchmarks.sensor_tick --state STATE.json
 
 The instance is the one of DAGSTER_HOME (so the sensor sees what earlier runs materialized,
-as it does under the daemon), the landing zone and warehouse come from the CONTRACT section 6
-variables, and the cursor is carried from tick to tick in STATE.json like the daemon stores
+as it does under the daemon), its resources are the landing zone and the warehouse of the
+CONTRACT section 6 variables (the tick reads the manifest and the key state from the
+warehouse), and the cursor is carried from tick to tick in STATE.json like the daemon stores
 it. The tick's outcome is written back to STATE.json: the new cursor, and the run request
 (asset keys, check keys, tags, run key) if there is one, with the tick's seconds.
 """
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from lakehouse_assets.definitions import defs
     from lakehouse_assets.resources.landing import LandingZone
     from lakehouse_assets.sensors.landing import landing_sensor
+    from lakehouse_assets.storage.warehouse import DuckDBWarehouse
 
     imported = time.perf_counter()
     with DagsterInstance.get() as instance:
@@ -38,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
             instance=instance,
             cursor=state.get("cursor"),
             definitions=defs,
-            resources={"landing": LandingZone(uri=os.environ["LAKEHOUSE_LANDING_URI"])},
+            resources={
+                "landing": LandingZone(uri=os.environ["LAKEHOUSE_LANDING_URI"]),
+                "warehouse": DuckDBWarehouse(path=os.environ["LAKEHOUSE_DUCKDB_PATH"],
+                                             memory_limit=os.environ.get("LAKEHOUSE_MEMORY_LIMIT") or "2GB"),
+            },
         ) as context:
             result = landing_sensor(context)
     done = time.perf_counter()

@@ -199,3 +199,19 @@ def test_a_backfill_leaves_nothing_for_a_key_born_and_deleted_within_it(lake):
     result = lake.tick()
     # Nothing is left to write for it: no follow-up run (one after every backfill otherwise).
     assert not result.run_requests, [r.tags.get("lakehouse/reason") for r in result.run_requests]
+
+
+def test_a_drop_on_days_gold_never_held_gives_every_customer_its_segment_row(lake):
+    write(lake.landing, "core_customer", "LOAD00000001.csv", [
+        record(T["core_customer"], "I", LOAD_TS, customer(1)), record(T["core_customer"], "I", LOAD_TS, customer(2))])
+    lake.run(only_request(lake.tick()))  # gold holds days up to the load's commit day, 12-01
+    write(lake.landing, "core_order", "20241205-100000000.csv", [
+        record(T["core_order"], "U", "2024-12-05 09:00:00", order(1, status="shipped"), seq(1))])
+    request = only_request(lake.tick())
+    assert span(request)[1] == "2024-12-05"
+    lake.run(request)
+    segments = lake.snapshot()["gold.customer_segments"]
+    new_days = segments.filter(segments["date"].cast(str) > "2024-12-01")
+    # Customer 2 changed nothing, yet exists on those days: a day gold never held is whole.
+    assert sorted(zip(new_days["date"].cast(str), new_days["customer_id"])) == [
+        (d, c) for d in ("2024-12-02", "2024-12-03", "2024-12-04", "2024-12-05") for c in (1, 2)]
