@@ -87,6 +87,10 @@ def project_env(home: Path, landing: Path, warehouse: Path, first_partition: str
         # tick would wait (a link renews its ctime), and the command would not read it.
         LAKEHOUSE_SETTLE_SECONDS="0",
     )
+    yaml_file = home / "dagster.yaml"
+    if yaml_file.exists() and "module:" in yaml_file.read_text():
+        # The shipped instance's batched event writes need it, as scripts/run.sh sets it.
+        env["DAGSTER_EVENT_BATCH_SIZE"] = "1000"
     for name in ("LAKEHOUSE_MEMORY_LIMIT", "LAKEHOUSE_SETTLE_SECONDS"):  # passed on when set
         if os.environ.get(name):
             env[name] = os.environ[name]
