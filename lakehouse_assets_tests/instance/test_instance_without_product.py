@@ -9,6 +9,8 @@ import pytest
 
 from lakehouse_assets_tests.dagster_services import running_dagster
 
+pytestmark = pytest.mark.system
+
 BROKEN = "lakehouse_assets is broken on purpose (test_instance_without_product)"
 
 # Imported at start-up by every Python process that has its folder on PYTHONPATH: dagster dev,
@@ -16,8 +18,6 @@ BROKEN = "lakehouse_assets is broken on purpose (test_instance_without_product)"
 # or a missing dependency in it.
 SITECUSTOMIZE = f'''
 import sys
-
-pytestmark = pytest.mark.system
 
 class BrokenProduct:
     def find_spec(self, name, path=None, target=None):
@@ -56,7 +56,6 @@ def daemons(services) -> dict[str, bool] | None:
     return required if required and all(required.values()) else None
 
 
-@pytest.mark.system
 def test_the_webserver_and_daemon_run_when_the_product_fails_to_import(tmp_path):
     blocker = tmp_path / "broken_product"
     blocker.mkdir()
