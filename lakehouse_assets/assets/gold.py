@@ -106,14 +106,13 @@ def _cells(session: Session, table: GoldTable, days: frozenset[date], mode: str)
 
 
 def _new_days(session: Session, table: GoldTable, days: frozenset[date]) -> frozenset[date]:
-    """Of the run's days, those a table that reaches forward does not have yet and the
-    landing zone's data reaches: computed whole, as a rebuild would."""
-    if not reaches_forward(table):
+    """Of the run's days, those a table that reaches forward does not have yet: computed whole,
+    as a backfill of them would (a day the run materializes holds every row it should, also a
+    file's name day after its last commit: DMS names the file it closes at midnight D+1)."""
+    if not reaches_forward(table) or newest_commit_day(session) is None:
         return frozenset()
-    newest, reach = newest_days(session)[table.name], newest_commit_day(session)
-    if reach is None:
-        return frozenset()
-    return frozenset(d for d in days if (newest is None or d > newest) and d <= reach)
+    newest = newest_days(session)[table.name]
+    return frozenset(d for d in days if newest is None or d > newest)
 
 
 def _every_cell(session: Session, table: GoldTable, days: str) -> None:

@@ -1,9 +1,13 @@
-"""The span of dates a landing zone needs: its earliest business date to its latest commit date.
+"""The span of dates a landing zone needs: its earliest business date to its latest commit date,
+or to the latest day a CDC file is named after if that is later (DMS names the file it closes at
+midnight a few seconds into the next day).
 
-    lakehouse-span data/landing      ->  2024-09-01...2024-12-10
+    lakehouse-span data/landing      ->  2024-09-01...2024-12-11
 
-That is the `--partition-range` that rebuilds the whole zone (CONTRACT section 6), clamped to
-the partitions that exist (LAKEHOUSE_PARTITIONS_START).
+That is the `--partition-range` that rebuilds the whole zone (CONTRACT section 6: it covers the
+earliest business date and the latest commit date), clamped to the partitions that exist
+(LAKEHOUSE_PARTITIONS_START). It ends where the landing sensor's runs end: they reach a file's
+name day too, and a day that a run materializes holds every row a backfill of it would.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ def landing_span(root: str) -> tuple[date, date] | None:
         if business is not None:
             firsts.append(business)
         lasts.append(changes["_commit_ts"].max().date())
+        files, _ = store.list_files(table.landing_folder)
+        lasts += [date.fromisoformat(f.cdc_date) for f in files if f.cdc_date]
         firsts.append(changes["_commit_ts"].min().date())
     if not lasts:
         return None

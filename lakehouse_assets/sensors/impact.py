@@ -47,7 +47,7 @@ class Impact:
 
     days: dict[AssetKey, set[date]] = field(default_factory=lambda: defaultdict(set))
     reasons: list[str] = field(default_factory=list)
-    newest_commit: date | None = None  # the newest commit day of the changes foreseen
+    newest_commit: date | None = None  # the newest day the new data reaches: commits, CDC file names
     records_read: int = 0  # landing records the tick read (its work follows the new files)
 
     def add(self, key: AssetKey, days) -> None:

@@ -42,6 +42,10 @@ def new_files_impact(look: Session, store: LandingStore, tables: tuple[SourceTab
                                           *read.rejects["_partition_date"].to_list(),
                                           *(date.fromisoformat(d) for d in named)])
             impact.update(foresee(look, table, read.changes.filter(pl.col("_commit_ts").dt.date() >= first), first))
+            # The run reaches a file's name day (DMS may name a file after midnight), and the
+            # tables that reach forward get that day too: a day a run writes is whole.
+            impact.newest_commit = max([d for d in (impact.newest_commit, *map(date.fromisoformat, named))
+                                        if d is not None], default=None)
         impact.reasons.append(f"{len(files)} new files of {table.name}")
     return impact
 

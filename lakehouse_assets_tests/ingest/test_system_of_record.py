@@ -4,6 +4,7 @@ kind of run after the files are gone leaves the warehouse exactly as it was."""
 
 import dataclasses
 import random
+import shutil
 from datetime import date, datetime, timezone
 
 import pytest
@@ -18,7 +19,7 @@ from lakehouse_assets_tests.pipeline import table
 
 pytestmark = pytest.mark.pipeline
 
-FIRST, LAST = "2024-11-25", "2024-12-03"
+FIRST, LAST = "2024-11-25", "2024-12-04"  # its last file is named after midnight
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +31,25 @@ def zone(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def ingested(zone, tmp_path):
-    """The zone ingested by the landing sensor's run, then about a third of its files gone:
-    every LOAD file and a random third of the CDC files."""
-    import shutil
-
-    landing = tmp_path / "landing"
-    shutil.copytree(zone, landing)
-    lake = Lakehouse(landing, tmp_path / "lakehouse.duckdb")
+@pytest.fixture(scope="module")
+def built(zone, tmp_path_factory):
+    """The zone ingested once by the landing sensor's run; each test gets a copy of it."""
+    root = tmp_path_factory.mktemp("built")
+    shutil.copytree(zone, root / "landing")
+    lake = Lakehouse(root / "landing", root / "lakehouse.duckdb")
     lake.tick_and_run()
-    before = lake.snapshot()
-    files = sorted(landing.rglob("*.csv*"))
+    return root, lake.cursor, lake.snapshot()
+
+
+@pytest.fixture
+def ingested(built, tmp_path):
+    """A copy of the built lakehouse (zone, warehouse, the sensor's cursor; file times kept),
+    then about a third of its files gone: every LOAD file and a random third of the CDC files."""
+    root, cursor, before = built
+    shutil.copytree(root / "landing", tmp_path / "landing")
+    shutil.copy2(root / "lakehouse.duckdb", tmp_path / "lakehouse.duckdb")
+    lake = Lakehouse(tmp_path / "landing", tmp_path / "lakehouse.duckdb", cursor=cursor)
+    files = sorted(lake.landing.rglob("*.csv*"))
     rng = random.Random(7)
     gone = [f for f in files if f.name.startswith("LOAD") or rng.random() < 0.33]
     for f in gone:

@@ -367,7 +367,8 @@ def test_parameters_move_the_timeline(tmp_path):
     summary = generate_landing_zone(
         tmp_path, scale=SCALE, load_date=date(2025, 3, 1), cdc_days=3, history_days=30, gzip_every=0
     )
-    assert summary.partition_range == "2025-01-30...2025-03-03"
+    assert summary.last_commit_date == date(2025, 3, 3)
+    assert summary.partition_range == "2025-01-30...2025-03-04"  # the last file is named after midnight
     assert not list(tmp_path.rglob("*.gz"))
 
 

@@ -32,6 +32,7 @@ class GenerationSummary:
     first_business_date: date
     last_commit_date: date
     seconds: float
+    last_file_date: date | None = None  # the newest CDC file's name day (may be after the last commit)
 
     def table(self, name: str) -> TableSummary:
         return next(t for t in self.tables if t.table == name)
@@ -46,5 +47,7 @@ class GenerationSummary:
 
     @property
     def partition_range(self) -> str:
-        """The span `dagster asset materialize --partition-range` needs to rebuild it all."""
-        return f"{self.first_business_date.isoformat()}...{self.last_commit_date.isoformat()}"
+        """The span `dagster asset materialize --partition-range` needs to rebuild it all, as
+        `lakehouse-span` prints it: to the last commit date or the newest file's name day."""
+        last = max(d for d in (self.last_commit_date, self.last_file_date) if d is not None)
+        return f"{self.first_business_date.isoformat()}...{last.isoformat()}"
