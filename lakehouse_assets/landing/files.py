@@ -10,6 +10,7 @@ import hashlib
 import re
 import zlib
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Protocol
 
@@ -50,6 +51,13 @@ class LandingFile:
         """YYYY-MM-DD from a CDC file name (when it was written)."""
         m = CDC_NAME.match(self.name)
         return f"{m.group(1)[:4]}-{m.group(1)[4:6]}-{m.group(1)[6:]}" if m else None
+
+
+def newest_name_day(store: LandingStore, tables) -> date | None:
+    """The newest day a CDC file of `tables` is named after: it may be after the last commit
+    (DMS names the file it closes at midnight a few seconds into the next day)."""
+    days = [f.cdc_date for t in tables for f in store.list_files(t.landing_folder)[0] if f.cdc_date]
+    return date.fromisoformat(max(days)) if days else None
 
 
 def is_landing_name(name: str) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from datetime import date, datetime, timezone
 
-from lakehouse_assets.landing.files import LocalLandingStore
+from lakehouse_assets.landing.files import LocalLandingStore, newest_name_day
 from lakehouse_assets.landing.reader import read_table
 from lakehouse_assets.settings import settings
 from lakehouse_assets.sources import SOURCE_TABLES
@@ -40,12 +40,11 @@ def landing_span(root: str) -> tuple[date, date] | None:
         if business is not None:
             firsts.append(business)
         lasts.append(changes["_commit_ts"].max().date())
-        files, _ = store.list_files(table.landing_folder)
-        lasts += [date.fromisoformat(f.cdc_date) for f in files if f.cdc_date]
         firsts.append(changes["_commit_ts"].min().date())
     if not lasts:
         return None
-    return max(min(firsts), settings().partitions_start), max(lasts)
+    named = newest_name_day(store, SOURCE_TABLES)
+    return max(min(firsts), settings().partitions_start), max(d for d in (*lasts, named) if d is not None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,18 +34,16 @@ def new_files_impact(look: Session, store: LandingStore, tables: tuple[SourceTab
         files = new.get(table.name)
         if not files:
             continue
+        named = [date.fromisoformat(f.cdc_date) for f in files if f.cdc_date]
         for read in read_batches(store, table, files, now):
             impact.records_read += len(read.changes) + len(read.rejects)
             impact.add(BRONZE_LEDGER[0], read.rejects["_partition_date"].to_list())
-            named = [f.cdc_date for f in files if f.cdc_date]
             impact.add(BRONZE_LEDGER[1], [*read.changes["_commit_ts"].dt.date().to_list(),
-                                          *read.rejects["_partition_date"].to_list(),
-                                          *(date.fromisoformat(d) for d in named)])
+                                          *read.rejects["_partition_date"].to_list(), *named])
             impact.update(foresee(look, table, read.changes.filter(pl.col("_commit_ts").dt.date() >= first), first))
-            # The run reaches a file's name day (DMS may name a file after midnight), and the
-            # tables that reach forward get that day too: a day a run writes is whole.
-            impact.newest_commit = max([d for d in (impact.newest_commit, *map(date.fromisoformat, named))
-                                        if d is not None], default=None)
+        # The run reaches a file's name day (DMS may name a file after midnight), and the
+        # tables that reach forward get that day too: a day a run writes is whole.
+        impact.newest_commit = max([d for d in (impact.newest_commit, *named) if d is not None], default=None)
         impact.reasons.append(f"{len(files)} new files of {table.name}")
     return impact
 

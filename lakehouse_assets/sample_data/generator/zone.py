@@ -21,7 +21,7 @@ from lakehouse_assets.sample_data.generator.orders import _order_items, _orders
 from lakehouse_assets.sample_data.generator.summary import GenerationSummary
 from lakehouse_assets.sample_data.generator.versions import _number_changes, _split, _Versions
 from lakehouse_assets.sample_data.generator.writer import _landing_files, _write_table
-from lakehouse_assets.landing.files import CDC_NAME
+from lakehouse_assets.landing.files import LocalLandingStore, newest_name_day
 from lakehouse_assets.sources import SOURCE_TABLES
 
 # The values of each table; a table's hook may use what earlier hooks shared (declaration order).
@@ -101,11 +101,6 @@ def generate_landing_zone(
         _date(min(first)),
         _date(max(last)),
         time.perf_counter() - started,
-        _newest_name_day(root),
+        newest_name_day(LocalLandingStore(str(root)), SOURCE_TABLES),
     )
 
-
-def _newest_name_day(root: Path) -> date | None:
-    """The newest day a CDC file is named after (DMS may name its last file after midnight)."""
-    newest = max((m.group(1) for p in root.rglob("*.csv*") if (m := CDC_NAME.match(p.name))), default=None)
-    return date(int(newest[:4]), int(newest[4:6]), int(newest[6:])) if newest else None
